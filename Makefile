@@ -1,0 +1,48 @@
+# slipway — one binary for the whole model supply chain.
+GO      ?= go
+BIN     := bin/slipway
+PKGS    := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/slipway
+	$(GO) build -o $(BIN) ./cmd/slipway
+
+.PHONY: run
+run: build ## Start the server on embedded defaults (SQLite + ./.slipway, 127.0.0.1:8700)
+	./$(BIN) server
+
+.PHONY: test
+test: ## Vet and run every test with the race detector
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 20m $(PKGS)
+
+.PHONY: test-short
+test-short: ## Unit tests only (skips end-to-end tests against the real binary)
+	$(GO) test -short $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for 30s each
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime 30s ./internal/domain
+	$(GO) test -run '^$$' -fuzz '^FuzzValidatePath$$' -fuzztime 30s ./internal/artifact
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./internal/artifact
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckToken$$' -fuzztime 30s ./internal/auth
+
+.PHONY: bench
+bench: ## Run the benchmarks behind docs/performance.md (takes a few minutes, needs ~2 GiB of disk)
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/store/sqlstore
+	./bench/ingest.sh
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet $(PKGS)
+
+.PHONY: clean
+clean: ## Remove build output (not ./.slipway)
+	rm -rf bin

@@ -1,0 +1,229 @@
+// Package api serves slipway's HTTP API under /api/v1: it decodes requests,
+// checks the caller's role, calls a service and encodes the answer. Domain
+// errors become RFC 9457 problem bodies in one function (statusOf). It holds
+// no business rules of its own.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/slipway-ml/slipway/internal/artifact"
+	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/store"
+)
+
+// Config wires the API.
+type Config struct {
+	Registry *registry.Registry
+	Tokens   *auth.Tokens
+	Store    store.Store
+	Blobs    artifact.Store
+	// Metrics is where API metrics are registered; Gatherer serves /metrics.
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+	// MaxBodyBytes caps JSON request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// MaxBlobBytes caps one uploaded artifact file (default 64 GiB).
+	MaxBlobBytes int64
+	// Ready reports whether the server accepts traffic (false while
+	// shutting down).
+	Ready func() bool
+}
+
+// Server is the HTTP API.
+type Server struct {
+	reg      *registry.Registry
+	tokSvc   *auth.Tokens
+	tokens   auth.TokenReader
+	store    store.Store
+	blobs    artifact.Store
+	log      *slog.Logger
+	metrics  *apiMetrics
+	maxBody  int64
+	maxBlob  int64
+	ready    func() bool
+	handler  http.Handler
+	gatherer prometheus.Gatherer
+}
+
+// New builds the API handler.
+func New(c Config) *Server {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBlobBytes == 0 {
+		c.MaxBlobBytes = 64 << 30
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Ready == nil {
+		c.Ready = func() bool { return true }
+	}
+	s := &Server{
+		reg: c.Registry, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
+		log: c.Log, metrics: newMetrics(c.Metrics), maxBody: c.MaxBodyBytes, maxBlob: c.MaxBlobBytes,
+		ready: c.Ready, gatherer: c.Gatherer,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if c.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(c.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.guard(rt.role, rt.handle))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no endpoint %s %s; the API lives under /api/v1/", r.Method, r.URL.Path)})
+	})
+	s.handler = s.observe(mux)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type route struct {
+	pattern string
+	role    domain.Role
+	handle  handlerFunc
+}
+
+// routes is the whole API: every endpoint with the role it needs.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /api/v1/whoami", domain.RoleViewer, s.whoami},
+
+		{"POST /api/v1/models", domain.RoleAuthor, s.createModel},
+		{"GET /api/v1/models", domain.RoleViewer, s.listModels},
+		{"GET /api/v1/models/{model}", domain.RoleViewer, s.getModel},
+
+		{"HEAD /api/v1/blobs/{digest}", domain.RoleAuthor, s.headBlob},
+		{"PUT /api/v1/blobs/{digest}", domain.RoleAuthor, s.putBlob},
+		{"GET /api/v1/blobs/{digest}", domain.RoleViewer, s.getBlob},
+
+		{"POST /api/v1/models/{model}/versions", domain.RoleAuthor, s.pushVersion},
+		{"GET /api/v1/models/{model}/versions", domain.RoleViewer, s.listVersions},
+		{"GET /api/v1/models/{model}/versions/{ref}", domain.RoleViewer, s.getVersion},
+		{"GET /api/v1/models/{model}/versions/{ref}/manifest", domain.RoleViewer, s.getManifest},
+		{"POST /api/v1/models/{model}/versions/{ref}/verify", domain.RoleViewer, s.verifyVersion},
+		{"PUT /api/v1/models/{model}/versions/{ref}/state", domain.RoleDeployer, s.setState},
+		{"PATCH /api/v1/models/{model}/versions/{ref}/labels", domain.RoleAuthor, s.setLabels},
+
+		{"GET /api/v1/models/{model}/aliases", domain.RoleViewer, s.listAliases},
+		{"GET /api/v1/models/{model}/aliases/{alias}", domain.RoleViewer, s.getAlias},
+		{"PUT /api/v1/models/{model}/aliases/{alias}", domain.RoleDeployer, s.setAlias},
+		{"DELETE /api/v1/models/{model}/aliases/{alias}", domain.RoleDeployer, s.deleteAlias},
+
+		{"GET /api/v1/audit", domain.RoleViewer, s.listAudit},
+		{"GET /api/v1/audit/verify", domain.RoleViewer, s.verifyAudit},
+
+		{"POST /api/v1/tokens", domain.RoleAdmin, s.createToken},
+		{"GET /api/v1/tokens", domain.RoleAdmin, s.listTokens},
+		{"DELETE /api/v1/tokens/{name}", domain.RoleAdmin, s.revokeToken},
+	}
+}
+
+// guard authenticates the caller, checks the role and maps errors.
+func (s *Server) guard(need domain.Role, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := s.authenticate(r)
+		if err == nil {
+			err = auth.Require(tok, need)
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		*r = *r.WithContext(context.WithValue(r.Context(), keyToken, tok))
+		if err := h(w, r); err != nil {
+			writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready() {
+		writeProblem(w, r, Problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, Detail: "server is shutting down"})
+		return
+	}
+	if err := s.store.Ping(r.Context()); err != nil {
+		writeProblem(w, r, Problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, Detail: "state store: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, tokenFrom(r.Context()))
+	return nil
+}
+
+func actor(r *http.Request) string { return tokenFrom(r.Context()).Name }
+
+// decode reads a JSON body into v: capped, strict about unknown fields and
+// trailing data, with errors a person can act on.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return fmt.Errorf("request body must be application/json, not %q: %w", ct, domain.ErrInvalid)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body is larger than %d bytes: %w", s.maxBody, err)
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("request body is empty; send a JSON object: %w", domain.ErrInvalid)
+		}
+		return fmt.Errorf("request body is not valid JSON for this call: %v: %w", err, domain.ErrInvalid)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body is larger than %d bytes: %w", s.maxBody, err)
+		}
+		return fmt.Errorf("request body has data after the JSON object: %w", domain.ErrInvalid)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// List is the shape of every paginated answer.
+type List[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func writeList[T any](w http.ResponseWriter, items []T, next string) {
+	if items == nil {
+		items = []T{}
+	}
+	writeJSON(w, http.StatusOK, List[T]{Items: items, NextCursor: next})
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// table is what a command prints in table mode: a header and rows.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+// emit prints v as JSON or YAML, or t as a table.
+func (g *globals) emit(v any, t func() table) error {
+	switch g.output {
+	case "json":
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = g.stdout.Write(b)
+		return err
+	case "table", "":
+		return printTable(g.stdout, t())
+	default:
+		return fmt.Errorf("output format %q is not one of table, json, yaml", g.output)
+	}
+}
+
+func printTable(w io.Writer, t table) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// moreHint tells a person reading a table that a listing goes on.
+func (g *globals) moreHint(next string) {
+	if next != "" && (g.output == "table" || g.output == "") {
+		fmt.Fprintf(g.stderr, "more results: repeat with --cursor %s\n", next)
+	}
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func kv(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-ml/slipway/internal/app"
+)
+
+func newServerCmd(g *globals) *cobra.Command {
+	var c app.Config
+	var level string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the slipway control plane (SQLite state and a local artifact folder by default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level %q must be debug, info, warn or error", level)
+			}
+			c.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			if c.MaxBodyBytes <= 0 || c.MaxBlobBytes <= 0 {
+				return fmt.Errorf("--max-body-bytes and --max-artifact-file-bytes must be positive")
+			}
+			return app.Run(cmd.Context(), c, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.DataDir, "data-dir", envOr("SLIPWAY_DATA_DIR", ".slipway"), "folder for state, artifacts and the first admin token (env SLIPWAY_DATA_DIR)")
+	f.StringVar(&c.Addr, "addr", envOr("SLIPWAY_LISTEN", "127.0.0.1:8700"), "API listen address (env SLIPWAY_LISTEN)")
+	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest JSON request body accepted")
+	f.Int64Var(&c.MaxBlobBytes, "max-artifact-file-bytes", 64<<30, "largest single artifact file accepted")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	// The server's own --addr shadows the client flag of the same name.
+	return cmd
+}
