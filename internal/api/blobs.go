@@ -68,4 +68,3 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
-

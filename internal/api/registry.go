@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -204,8 +205,27 @@ func (s *Server) setLabels(w http.ResponseWriter, r *http.Request) error {
 // or another alias ("@challenger"); ExpectedVersion, when present, is the
 // version the alias must point at now (0: it must not exist).
 type AliasRequest struct {
-	Version         string `json:"version"`
-	ExpectedVersion *int   `json:"expected_version,omitempty"`
+	Version         VersionRef `json:"version"`
+	ExpectedVersion *int       `json:"expected_version,omitempty"`
+}
+
+// VersionRef is a version number or "@alias"; in JSON either a number (3)
+// or a string ("3", "@champion").
+type VersionRef string
+
+// UnmarshalJSON accepts a JSON number or string.
+func (v *VersionRef) UnmarshalJSON(b []byte) error {
+	var n int
+	if err := json.Unmarshal(b, &n); err == nil {
+		*v = VersionRef(strconv.Itoa(n))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("version must be a number or a string like \"@champion\"")
+	}
+	*v = VersionRef(s)
+	return nil
 }
 
 func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) error {
@@ -216,7 +236,7 @@ func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) error {
 	if req.Version == "" {
 		return fmt.Errorf("request body needs \"version\": a version number or @alias: %w", domain.ErrInvalid)
 	}
-	a, err := s.reg.SetAlias(r.Context(), actor(r), r.PathValue("model"), r.PathValue("alias"), registry.Ref(req.Version), req.ExpectedVersion)
+	a, err := s.reg.SetAlias(r.Context(), actor(r), r.PathValue("model"), r.PathValue("alias"), registry.Ref(string(req.Version)), req.ExpectedVersion)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func (c *Client) GetAlias(ctx context.Context, model, alias string) (domain.Alia
 func (c *Client) SetAlias(ctx context.Context, model, alias, ref string, expected *int) (domain.Alias, error) {
 	var a domain.Alias
 	return a, c.sendJSON(ctx, http.MethodPut, modelPath(model)+"/aliases/"+url.PathEscape(alias),
-		api.AliasRequest{Version: ref, ExpectedVersion: expected}, &a)
+		api.AliasRequest{Version: api.VersionRef(ref), ExpectedVersion: expected}, &a)
 }
 
 // DeleteAlias removes an alias.
@@ -173,4 +173,3 @@ func (c *Client) RevokeToken(ctx context.Context, name string) (domain.Token, er
 	}
 	return t, c.do(req, &t)
 }
-
