@@ -1,12 +1,21 @@
-// Command slipway ships machine-learning models to production safely.
+// Command slipway ships machine-learning models to production safely. It
+// only connects the CLI to the application wiring.
 package main
 
 import (
+	"context"
 	"os"
 
+	"github.com/slipway-ml/slipway/internal/app"
 	"github.com/slipway-ml/slipway/internal/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	serve := func(ctx context.Context, o cli.ServerOptions) error {
+		return app.Run(ctx, app.Config{
+			DataDir: o.DataDir, Addr: o.Addr, MaxBodyBytes: o.MaxBodyBytes,
+			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
+		}, nil)
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, serve))
 }

@@ -89,4 +89,3 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 	g.addOutput(cmd)
 	return cmd
 }
-

@@ -34,8 +34,17 @@ func (g *globals) emit(v any, t func() table) error {
 	case "table", "":
 		return printTable(g.stdout, t())
 	default:
-		return fmt.Errorf("output format %q is not one of table, json, yaml", g.output)
+		return g.checkOutput()
 	}
+}
+
+// checkOutput refuses an -o value emit cannot print.
+func (g *globals) checkOutput() error {
+	switch g.output {
+	case "table", "", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("output format %q is not one of table, json, yaml", g.output)
 }
 
 func printTable(w io.Writer, t table) error {

@@ -28,13 +28,16 @@ type globals struct {
 	output string
 	stdout io.Writer
 	stderr io.Writer
+
+	runServer RunServer
 }
 
-// Main runs the CLI with args and returns the process exit code.
-func Main(args []string, stdout, stderr io.Writer) int {
+// Main runs the CLI with args and returns the process exit code. serve
+// runs `slipway server`.
+func Main(args []string, stdout, stderr io.Writer, serve RunServer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot(stdout, stderr)
+	root := newRoot(stdout, stderr, serve)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "error:", err)
@@ -43,8 +46,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+func newRoot(stdout, stderr io.Writer, serve RunServer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr, runServer: serve}
 	root := &cobra.Command{
 		Use:   "slipway",
 		Short: "Ship machine-learning models to production safely",
@@ -58,6 +61,14 @@ Without a token, the CLI reads ./.slipway/admin.token when it exists.`,
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Refuse a bad -o before the command runs: checked only when
+		// printing, a mutation would happen and still exit 1.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Lookup("output") == nil {
+				return nil
+			}
+			return g.checkOutput()
+		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

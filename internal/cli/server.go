@@ -1,18 +1,32 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/slipway-ml/slipway/internal/app"
 )
 
+// ServerOptions is what `slipway server` parsed from its flags.
+type ServerOptions struct {
+	DataDir         string
+	Addr            string
+	MaxBodyBytes    int64
+	MaxBlobBytes    int64
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+}
+
+// RunServer starts the control plane and blocks until ctx ends. The CLI
+// does not build servers itself: cmd/slipway passes app.Run in, so this
+// package depends on nothing below the API client.
+type RunServer func(ctx context.Context, o ServerOptions) error
+
 func newServerCmd(g *globals) *cobra.Command {
-	var c app.Config
+	var c ServerOptions
 	var level string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -27,7 +41,10 @@ func newServerCmd(g *globals) *cobra.Command {
 			if c.MaxBodyBytes <= 0 || c.MaxBlobBytes <= 0 {
 				return fmt.Errorf("--max-body-bytes and --max-artifact-file-bytes must be positive")
 			}
-			return app.Run(cmd.Context(), c, nil)
+			if g.runServer == nil {
+				return fmt.Errorf("this build of slipway has no server")
+			}
+			return g.runServer(cmd.Context(), c)
 		},
 	}
 	f := cmd.Flags()

@@ -45,8 +45,8 @@ func shortDigest(d string) string {
 
 type pushFlags struct {
 	format, runtimeFile, datasetURI, datasetSHA, commit, framework string
-	sets, metrics, params, deps, labels                          []string
-	parent                                                       int
+	sets, metrics, params, deps, labels                            []string
+	parent                                                         int
 }
 
 func newVersionPushCmd(g *globals) *cobra.Command {
