@@ -24,7 +24,7 @@ import (
 )
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	store   *sqlstore.Store
 	blobDir string
@@ -32,7 +32,7 @@ type harness struct {
 	tokens  *auth.Tokens
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"))
@@ -135,7 +135,7 @@ func (h *harness) mustCall(method, path, token string, body any, want int) respo
 	return r
 }
 
-func decode[T any](t *testing.T, r response) T {
+func decode[T any](t testing.TB, r response) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(r.body, &v); err != nil {

@@ -70,6 +70,10 @@ external or openai may have no PATH.`,
 			if err != nil {
 				return err
 			}
+			// Fail before hashing gigabytes when the model does not exist.
+			if _, err := c.GetModel(cmd.Context(), args[0]); err != nil {
+				return err
+			}
 			if len(args) == 2 {
 				m, err := uploadArtifact(cmd.Context(), c, args[1], g.stderr)
 				if err != nil {
