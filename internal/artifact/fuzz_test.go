@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/slipway-ml/slipway/internal/domain"
 )
@@ -38,8 +40,8 @@ func FuzzValidatePath(f *testing.F) {
 				t.Fatalf("ValidatePath accepted %q with element %q", p, el)
 			}
 		}
-		if strings.ContainsAny(p, "\\\x00") {
-			t.Fatalf("ValidatePath accepted %q with a backslash or NUL", p)
+		if strings.ContainsRune(p, '\\') || strings.IndexFunc(p, unicode.IsControl) >= 0 || !utf8.ValidString(p) {
+			t.Fatalf("ValidatePath accepted %q with a backslash, a control character or invalid UTF-8", p)
 		}
 		joined := filepath.Join(root, filepath.FromSlash(p))
 		if !strings.HasPrefix(joined, root+string(filepath.Separator)) {

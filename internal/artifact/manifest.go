@@ -17,6 +17,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -166,7 +167,9 @@ func ValidatePath(p string) error {
 		return bad("looks like a Windows drive path")
 	}
 	for _, r := range p {
-		if r < 0x20 || r == 0x7f {
+		// C0, DEL and C1 (U+0080–U+009F): none belongs in a file name, and
+		// they can rewrite a terminal that prints the path.
+		if unicode.IsControl(r) {
 			return bad("contains a control character")
 		}
 	}

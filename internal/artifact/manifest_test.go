@@ -145,15 +145,15 @@ func TestParseManifest(t *testing.T) {
 		"unknown top field": `{"files":[` + entry("a", hexA) + `],"signature":"x"}`,
 		"unknown file field": `{"files":[{"path":"a","size":1,"sha256":"` + hexA +
 			`","mode":420}]}`,
-		"out of order":     `{"files":[` + entry("b", hexA) + `,` + entry("a", hexA) + `]}`,
-		"duplicate":        `{"files":[` + entry("a", hexA) + `,` + entry("a", hexA) + `]}`,
-		"file and dir":     `{"files":[` + entry("a", hexA) + `,` + entry("a/b", hexA) + `]}`,
-		"bad hex":          `{"files":[` + entry("a", "xyz") + `]}`,
-		"upper hex":        `{"files":[` + entry("a", strings.ToUpper(hexA)) + `]}`,
-		"escaping":         `{"files":[` + entry("../a", hexA) + `]}`,
-		"negative size":    `{"files":[{"path":"a","size":-5,"sha256":"` + hexA + `"}]}`,
-		"float size":       `{"files":[{"path":"a","size":1.5,"sha256":"` + hexA + `"}]}`,
-		"string size":      `{"files":[{"path":"a","size":"1","sha256":"` + hexA + `"}]}`,
+		"out of order":  `{"files":[` + entry("b", hexA) + `,` + entry("a", hexA) + `]}`,
+		"duplicate":     `{"files":[` + entry("a", hexA) + `,` + entry("a", hexA) + `]}`,
+		"file and dir":  `{"files":[` + entry("a", hexA) + `,` + entry("a/b", hexA) + `]}`,
+		"bad hex":       `{"files":[` + entry("a", "xyz") + `]}`,
+		"upper hex":     `{"files":[` + entry("a", strings.ToUpper(hexA)) + `]}`,
+		"escaping":      `{"files":[` + entry("../a", hexA) + `]}`,
+		"negative size": `{"files":[{"path":"a","size":-5,"sha256":"` + hexA + `"}]}`,
+		"float size":    `{"files":[{"path":"a","size":1.5,"sha256":"` + hexA + `"}]}`,
+		"string size":   `{"files":[{"path":"a","size":"1","sha256":"` + hexA + `"}]}`,
 	}
 	for name, in := range bad {
 		if _, err := ParseManifest([]byte(in)); !errors.Is(err, domain.ErrInvalid) {
@@ -256,6 +256,8 @@ func TestValidatePath(t *testing.T) {
 		{"tab\there", false},
 		{"del\x7f", false},
 		{"esc\x1b[31m", false},
+		{"c1\u0085next-line", false},
+		{"csi\u009b31m", false},
 		{"bad\xffutf8", false},
 		{"\xc0\xaf", false}, // overlong '/'
 		{strings.Repeat("a", MaxPathLen+1), false},

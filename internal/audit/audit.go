@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // GenesisHash is the previous hash of the first entry.
@@ -50,6 +51,13 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 // Canonical returns the bytes hashed for e: compact JSON with fields in a
 // fixed order, time in UTC with nanoseconds, absent documents as null.
 func Canonical(e Entry) ([]byte, error) {
+	// encoding/json turns invalid UTF-8 into U+FFFD, so two different byte
+	// strings would hash alike and an edit between them would go unseen.
+	for _, f := range [...]struct{ name, v string }{{"actor", e.Actor}, {"action", e.Action}, {"subject", e.Subject}} {
+		if !utf8.ValidString(f.v) {
+			return nil, fmt.Errorf("audit entry %d: %s %q is not valid UTF-8", e.Seq, f.name, f.v)
+		}
+	}
 	before, err := compact(e.Before)
 	if err != nil {
 		return nil, fmt.Errorf("audit entry %d: before: %w", e.Seq, err)

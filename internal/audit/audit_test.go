@@ -244,3 +244,30 @@ func TestDocument(t *testing.T) {
 	}()
 	Document(make(chan int))
 }
+
+// TestCanonicalRefusesInvalidUTF8: encoding/json would turn both "\xff" and
+// "\xfe" into U+FFFD, so an edit between them would not change the hash.
+func TestCanonicalRefusesInvalidUTF8(t *testing.T) {
+	for name, mutate := range map[string]func(*Entry){
+		"actor":   func(e *Entry) { e.Actor = "al\xffice" },
+		"action":  func(e *Entry) { e.Action = "\xfe" },
+		"subject": func(e *Entry) { e.Subject = "model/\xc0\xaf" },
+	} {
+		e := sampleEntry()
+		mutate(&e)
+		if _, err := Canonical(e); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("Canonical with invalid UTF-8 in %s = %v, want an error naming it", name, err)
+		}
+		if _, err := Seal(0, GenesisHash, e); err == nil {
+			t.Errorf("Seal accepted invalid UTF-8 in %s", name)
+		}
+	}
+	// A stored row edited to hold invalid UTF-8 is a break, not a crash.
+	es := []Entry{}
+	e, _ := Seal(0, GenesisHash, sampleEntry())
+	e.Actor = "\xff"
+	es = append(es, e)
+	if err := verifyAll(es, 1, e.Hash); err == nil {
+		t.Error("an entry edited to invalid UTF-8 verified")
+	}
+}

@@ -101,8 +101,13 @@ func split(s string) (id, secret string, ok bool) {
 	if !found || len(id) != 16 || len(secret) != 43 {
 		return "", "", false
 	}
-	if _, err := hex.DecodeString(id); err != nil {
-		return "", "", false
+	// Ids are minted lower-case; refusing other spellings keeps "the string
+	// that was minted" the only one that can match, whatever the store's
+	// collation.
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", "", false
+		}
 	}
 	return id, secret, true
 }
