@@ -25,7 +25,7 @@ func (r *reader) ListAliases(ctx context.Context, model string) ([]domain.Alias,
 			return err
 		}
 		var err error
-		aliases, err = queryAll(ctx, q, r.d.rebind(qListAliases), []any{model}, scanAlias)
+		aliases, err = queryAll(ctx, q, r.d.rebind(qListAliases), []any{model}, 0, scanAlias)
 		return r.d.wrap(err, fmt.Sprintf("aliases of model %q", model))
 	})
 	return aliases, err

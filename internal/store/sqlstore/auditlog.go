@@ -24,7 +24,7 @@ func (r *reader) ListAudit(ctx context.Context, f store.AuditFilter, p store.Pag
 		return nil, "", fmt.Errorf("list audit entries: %w", err)
 	}
 	query, args := listAuditQuery(f, after, p.Limit+1)
-	entries, err := queryAll(ctx, r.q, r.d.rebind(query), args, scanEntry)
+	entries, err := queryAll(ctx, r.q, r.d.rebind(query), args, p.Limit+1, scanEntry)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list audit entries")
 	}

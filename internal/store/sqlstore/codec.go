@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"strconv"
 	"strings"
 	"time"
@@ -26,15 +27,19 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // encodeJSON stores a map or struct as a JSON object; nil maps as {}.
+// '<', '>' and '&' stay as they are (no HTML escaping).
 func encodeJSON(what string, v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return "", fmt.Errorf("encode %s: %v: %w", what, err, domain.ErrInvalid)
 	}
-	if string(b) == "null" {
+	doc := strings.TrimSuffix(b.String(), "\n")
+	if doc == "null" {
 		return "{}", nil
 	}
-	return string(b), nil
+	return doc, nil
 }
 
 // decodeStrings reads a stored map; an empty object reads back as nil, so a
@@ -44,7 +49,7 @@ func decodeStrings(what, s string) (map[string]string, error) {
 		return nil, nil
 	}
 	var m map[string]string
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
+	if err := gojson.UnmarshalNoEscape([]byte(s), &m); err != nil {
 		return nil, fmt.Errorf("stored %s: %w", what, err)
 	}
 	if len(m) == 0 {
@@ -58,7 +63,7 @@ func decodeFloats(what, s string) (map[string]float64, error) {
 		return nil, nil
 	}
 	var m map[string]float64
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
+	if err := gojson.UnmarshalNoEscape([]byte(s), &m); err != nil {
 		return nil, fmt.Errorf("stored %s: %w", what, err)
 	}
 	if len(m) == 0 {
@@ -69,10 +74,7 @@ func decodeFloats(what, s string) (map[string]float64, error) {
 
 func decodeLineage(s string) (domain.Lineage, error) {
 	var l domain.Lineage
-	if s == "{}" || s == "" {
-		return l, nil
-	}
-	if err := json.Unmarshal([]byte(s), &l); err != nil {
+	if err := gojson.UnmarshalNoEscape([]byte(s), &l); err != nil {
 		return l, fmt.Errorf("stored lineage: %w", err)
 	}
 	if len(l.Params) == 0 {

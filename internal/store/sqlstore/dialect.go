@@ -14,6 +14,14 @@ import (
 // dialect is everything that differs between databases. It is kept small on
 // purpose: the queries in queries.go are shared, written with '?'
 // placeholders, and rebound here for databases that number them.
+//
+// PostgreSQL (postgres.go, to come) is expected to set numbered, lockWrites
+// to "SELECT pg_advisory_xact_lock(<constant>)" so writes serialise across
+// replicas as they do in SQLite, auditHeadForUpdate to qAuditHead + " FOR
+// UPDATE", and classify on pgconn.PgError codes 23505 (unique), 23503
+// (foreign key), 23514 and 23502 (check, not null), 55P03 and 40001
+// (busy). Its migrations must declare audit_entries.subject COLLATE "C"
+// for the subject range in listAuditQuery.
 type dialect struct {
 	name string
 	// numbered rewrites '?' placeholders as $1, $2 … (PostgreSQL).

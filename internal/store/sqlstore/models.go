@@ -27,7 +27,7 @@ func (r *reader) ListModels(ctx context.Context, p store.Page) ([]domain.Model, 
 	if err != nil {
 		return nil, "", fmt.Errorf("list models: %w", err)
 	}
-	models, err := queryAll(ctx, r.q, r.d.rebind(qListModels), []any{after, p.Limit + 1}, scanModel)
+	models, err := queryAll(ctx, r.q, r.d.rebind(qListModels), []any{after, p.Limit + 1}, p.Limit+1, scanModel)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list models")
 	}

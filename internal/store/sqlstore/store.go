@@ -63,13 +63,14 @@ func (s *Store) readSnapshot(ctx context.Context, fn func(q querier) error) erro
 	}
 	// A read-only transaction has nothing to commit; ending it either way
 	// releases its snapshot.
-	defer t.Rollback() //nolint:errcheck
+	defer func() { _ = t.Rollback() }()
 	return fn(t)
 }
 
 // DB returns the pool writes go through. It is for tests and tools that
 // must reach under the store (the audit tamper tests edit rows with it);
-// services never use it.
+// services never use it. The pool holds one connection: rows or a Conn
+// kept open on it make Update wait.
 func (s *Store) DB() *sql.DB { return s.writeDB }
 
 // Update runs fn in one write transaction that holds the store's write lock
@@ -105,23 +106,27 @@ func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx stor
 	}
 	done = true
 	if err := sqlTx.Commit(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// database/sql may have rolled back already and report only
+			// that the transaction is done; the cause is the context.
+			return fmt.Errorf("commit: %w", ctxErr)
+		}
 		return s.d.wrap(err, "commit")
 	}
 	return nil
 }
 
-// Ping reports whether both pools can reach the database.
+// Ping reports whether the store can serve reads: it reads the audit head
+// through the read pool. It does not queue behind a running write.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.readDB.PingContext(ctx); err != nil {
-		return s.d.wrap(err, "ping "+s.d.name+" readers")
-	}
-	if err := s.writeDB.PingContext(ctx); err != nil {
-		return s.d.wrap(err, "ping "+s.d.name+" writer")
+	var seq int64
+	if err := s.readDB.QueryRowContext(ctx, s.d.rebind(qAuditHead)).Scan(&seq, new(string)); err != nil {
+		return s.d.wrap(err, "ping "+s.d.name)
 	}
 	return nil
 }
 
-// Close closes both pools. Transactions still running fail.
+// Close closes both pools, waiting for statements already running.
 func (s *Store) Close() error {
 	return errors.Join(s.readDB.Close(), s.writeDB.Close())
 }
@@ -137,14 +142,18 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// queryAll runs a query and scans every row.
-func queryAll[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+// queryAll runs a query and scans every row; want is how many rows are
+// expected at most (0 when unknown), to size the result once.
+func queryAll[T any](ctx context.Context, q querier, query string, args []any, want int, scan func(scanner) (T, error)) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []T
+	if want > 0 {
+		out = make([]T, 0, want)
+	}
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {

@@ -39,7 +39,7 @@ func (r *reader) ListTokens(ctx context.Context, p store.Page) ([]domain.Token, 
 	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
 	}
-	tokens, err := queryAll(ctx, r.q, r.d.rebind(qListTokens), []any{after, p.Limit + 1}, scanToken)
+	tokens, err := queryAll(ctx, r.q, r.d.rebind(qListTokens), []any{after, p.Limit + 1}, p.Limit+1, scanToken)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list tokens")
 	}

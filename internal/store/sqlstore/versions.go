@@ -17,10 +17,10 @@ func (r *reader) GetVersion(ctx context.Context, model string, number int) (doma
 	var v domain.Version
 	err := r.snapshot(ctx, func(q querier) error {
 		var err error
-		if v, err = scanVersion(q.QueryRowContext(ctx, r.d.rebind(qGetVersion), model, number)); err != nil {
+		if v, err = versionScanner()(q.QueryRowContext(ctx, r.d.rebind(qGetVersion), model, number)); err != nil {
 			return err
 		}
-		v.Aliases, err = queryAll(ctx, q, r.d.rebind(qVersionAliases), []any{model, number}, scanString)
+		v.Aliases, err = queryAll(ctx, q, r.d.rebind(qVersionAliases), []any{model, number}, 0, scanString)
 		return err
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func (r *reader) ListVersions(ctx context.Context, model string, f store.Version
 		if err != nil {
 			return r.d.wrap(err, "aliases of model "+strconv.Quote(model))
 		}
-		versions, err = queryAll(ctx, q, r.d.rebind(query), args, scanVersion)
+		versions, err = queryAll(ctx, q, r.d.rebind(query), args, p.Limit+1, versionScanner())
 		if err != nil {
 			return r.d.wrap(err, "list "+what)
 		}
@@ -101,31 +101,51 @@ func (r *reader) CountVersions(ctx context.Context, model string) (int, error) {
 	return n, nil
 }
 
-func scanVersion(s scanner) (domain.Version, error) {
-	var (
-		v                                       domain.Version
-		format, state, created                  string
-		runtimeConfig, lineage, metrics, labels string
-	)
-	err := s.Scan(&v.Model, &v.Number, &v.ArtifactDigest, &v.ArtifactSize, &v.ArtifactFiles, &format,
-		&runtimeConfig, &lineage, &metrics, &labels, &state, &v.CreatedBy, &created)
-	if err != nil {
-		return v, err
+// versionRow is the scan target of a versions row. One is reused for every
+// row of a listing: scanning into fresh locals would put each on the heap,
+// a dozen allocations per version.
+type versionRow struct {
+	v                                       domain.Version
+	format, state, created                  string
+	runtimeConfig, lineage, metrics, labels string
+	dest                                    []any
+}
+
+// versionScanner returns a scan function for queryAll that reuses one row.
+func versionScanner() func(scanner) (domain.Version, error) {
+	r := &versionRow{}
+	r.dest = []any{&r.v.Model, &r.v.Number, &r.v.ArtifactDigest, &r.v.ArtifactSize, &r.v.ArtifactFiles, &r.format,
+		&r.runtimeConfig, &r.lineage, &r.metrics, &r.labels, &r.state, &r.v.CreatedBy, &r.created}
+	return r.scan
+}
+
+func (r *versionRow) scan(s scanner) (domain.Version, error) {
+	if err := s.Scan(r.dest...); err != nil {
+		return domain.Version{}, err
 	}
-	v.Format, v.State = domain.Format(format), domain.State(state)
-	if v.RuntimeConfig, err = decodeStrings("runtime config", runtimeConfig); err == nil {
-		if v.Lineage, err = decodeLineage(lineage); err == nil {
-			if v.Metrics, err = decodeFloats("metrics", metrics); err == nil {
-				if v.Labels, err = decodeStrings("labels", labels); err == nil {
-					v.CreatedAt, err = parseTime(created)
-				}
-			}
-		}
+	v := r.v
+	v.Format, v.State = domain.Format(r.format), domain.State(r.state)
+	var err error
+	if v.RuntimeConfig, err = decodeStrings("runtime config", r.runtimeConfig); err != nil {
+		return v, storedVersionErr(v, err)
 	}
-	if err != nil {
-		return v, fmt.Errorf("version %d of model %q: %w", v.Number, v.Model, err)
+	if v.Lineage, err = decodeLineage(r.lineage); err != nil {
+		return v, storedVersionErr(v, err)
+	}
+	if v.Metrics, err = decodeFloats("metrics", r.metrics); err != nil {
+		return v, storedVersionErr(v, err)
+	}
+	if v.Labels, err = decodeStrings("labels", r.labels); err != nil {
+		return v, storedVersionErr(v, err)
+	}
+	if v.CreatedAt, err = parseTime(r.created); err != nil {
+		return v, storedVersionErr(v, err)
 	}
 	return v, nil
+}
+
+func storedVersionErr(v domain.Version, err error) error {
+	return fmt.Errorf("version %d of model %q: %w", v.Number, v.Model, err)
 }
 
 func scanString(s scanner) (string, error) {
