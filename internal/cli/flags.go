@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,10 @@ func parseMetrics(items []string) (map[string]float64, error) {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			return nil, fmt.Errorf("--metric %s=%s: %q is not a number", k, v, v)
+		}
+		// ParseFloat accepts "Inf" and "NaN", which JSON cannot carry.
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("--metric %s=%s: metrics must be finite numbers", k, v)
 		}
 		m[k] = f
 	}
