@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/api"
+	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/store"
@@ -105,4 +108,26 @@ func BenchmarkPushVersionHTTP(b *testing.B) {
 		ds = append(ds, time.Since(start))
 	}
 	reportPercentiles(b, ds)
+}
+
+// BenchmarkUploadBlobHTTP streams a 256 MiB artifact file through PUT
+// /api/v1/blobs (HTTP, hashing, temp file, fsync, rename): the server half
+// of `slipway version push`. Each iteration uploads new content.
+func BenchmarkUploadBlobHTTP(b *testing.B) {
+	h := newHarness(b, func(c *api.Config) { c.MaxBlobBytes = 1 << 30 })
+	content := make([]byte, 256<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for j := 0; j+8 <= len(content); j += 8 {
+		binary.LittleEndian.PutUint64(content[j:], rng.Uint64())
+	}
+	b.SetBytes(int64(len(content)))
+	i := uint64(0)
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		binary.LittleEndian.PutUint64(content, i)
+		digest := artifact.DigestOf(content)
+		b.StartTimer()
+		h.mustCall(http.MethodPut, "/api/v1/blobs/"+digest, h.admin, content, http.StatusCreated)
+	}
 }

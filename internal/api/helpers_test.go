@@ -32,7 +32,7 @@ type harness struct {
 	tokens  *auth.Tokens
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB, opts ...func(*api.Config)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"))
@@ -54,12 +54,16 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	h := api.New(api.Config{
+	cfg := api.Config{
 		Registry: registry.New(registry.Config{Store: st, Blobs: blobs}),
 		Tokens:   tokens, Store: st, Blobs: blobs, Metrics: reg, Gatherer: reg,
 		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		MaxBodyBytes: 64 << 10, MaxBlobBytes: 1 << 20,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h := api.New(cfg)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, blobDir: blobDir, admin: strings.TrimSpace(string(admin)), tokens: tokens}
