@@ -55,6 +55,12 @@ type AuditFilter struct {
 	Actor   string
 }
 
+// DeploymentFilter narrows a deployment listing; zero fields match all.
+type DeploymentFilter struct {
+	Model       string
+	Environment string
+}
+
 // Reader is the read side, usable inside and outside a transaction.
 type Reader interface {
 	GetModel(ctx context.Context, name string) (domain.Model, error)
@@ -73,6 +79,11 @@ type Reader interface {
 	GetToken(ctx context.Context, id string) (domain.Token, error)
 	GetTokenByName(ctx context.Context, name string) (domain.Token, error)
 	ListTokens(ctx context.Context, p Page) (tokens []domain.Token, next string, err error)
+
+	// GetDeployment returns what an environment serves of a model.
+	GetDeployment(ctx context.Context, model, env string) (domain.Deployment, error)
+	// ListDeployments returns deployments ordered by model, environment.
+	ListDeployments(ctx context.Context, f DeploymentFilter, p Page) (deployments []domain.Deployment, next string, err error)
 
 	// ListAudit returns entries in ascending sequence order.
 	ListAudit(ctx context.Context, f AuditFilter, p Page) (entries []audit.Entry, next string, err error)
@@ -102,6 +113,11 @@ type Tx interface {
 	SetAlias(ctx context.Context, a domain.Alias) error
 	// DeleteAlias returns ErrNotFound when the alias does not exist.
 	DeleteAlias(ctx context.Context, model, name string) error
+
+	// PutDeployment creates or replaces a deployment; the model must exist.
+	PutDeployment(ctx context.Context, d domain.Deployment) error
+	// DeleteDeployment returns ErrNotFound when there is none.
+	DeleteDeployment(ctx context.Context, model, env string) error
 
 	// CreateToken returns ErrConflict when the name or ID is taken.
 	CreateToken(ctx context.Context, t domain.Token) error

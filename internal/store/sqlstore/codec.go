@@ -90,10 +90,11 @@ func decodeLineage(s string) (domain.Lineage, error) {
 // and the last key of the page. The kind stops a cursor of one list from
 // being replayed on another.
 const (
-	cursorModel   = "m"
-	cursorVersion = "v"
-	cursorToken   = "t"
-	cursorAudit   = "a"
+	cursorModel      = "m"
+	cursorVersion    = "v"
+	cursorToken      = "t"
+	cursorAudit      = "a"
+	cursorDeployment = "d"
 )
 
 func encodeCursor(kind, key string) string {

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"VersionFilters", testVersionFilters},
 		{"Aliases", testAliases},
 		{"Tokens", testTokens},
+		{"Deployments", testDeployments},
 		{"AuditChain", testAuditChain},
 		{"AuditFilters", testAuditFilters},
 		{"Rollback", testRollback},

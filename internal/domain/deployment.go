@@ -1,0 +1,78 @@
+package domain
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// DefaultEnvironments are the environments every slipway has.
+var DefaultEnvironments = []string{"dev", "staging", "production"}
+
+// Deployment is what one environment serves for one model: the versions
+// and the share of traffic each gets. Weights are percentages summing to
+// 100; a version with weight 0 is kept running (warm) but gets no traffic.
+type Deployment struct {
+	Model       string          `json:"model"`
+	Environment string          `json:"environment"`
+	Versions    []ServedVersion `json:"versions"`
+	// Revision counts changes, starting at 1; a change may name the
+	// revision it expects, as alias moves do.
+	Revision  int64     `json:"revision"`
+	UpdatedBy string    `json:"updated_by"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ServedVersion is one version of a deployment.
+type ServedVersion struct {
+	Version int `json:"version"`
+	Weight  int `json:"weight"`
+}
+
+// MaxServedVersions bounds how many versions one deployment may serve.
+const MaxServedVersions = 16
+
+// Validate checks the traffic split: at least one version, no duplicates,
+// weights from 0 to 100 summing to 100. Versions are sorted by number.
+func (d *Deployment) Validate() error {
+	if err := ValidateName("model", d.Model); err != nil {
+		return err
+	}
+	if err := ValidateName("environment", d.Environment); err != nil {
+		return err
+	}
+	if len(d.Versions) == 0 {
+		return fmt.Errorf("deployment of %q in %s serves no version: %w", d.Model, d.Environment, ErrInvalid)
+	}
+	if len(d.Versions) > MaxServedVersions {
+		return fmt.Errorf("deployment serves %d versions, at most %d allowed: %w", len(d.Versions), MaxServedVersions, ErrInvalid)
+	}
+	sort.Slice(d.Versions, func(i, j int) bool { return d.Versions[i].Version < d.Versions[j].Version })
+	sum := 0
+	for i, v := range d.Versions {
+		if v.Version < 1 {
+			return fmt.Errorf("version %d is not a version number: %w", v.Version, ErrInvalid)
+		}
+		if i > 0 && d.Versions[i-1].Version == v.Version {
+			return fmt.Errorf("version %d is listed twice: %w", v.Version, ErrInvalid)
+		}
+		if v.Weight < 0 || v.Weight > 100 {
+			return fmt.Errorf("version %d has weight %d; weights are percentages from 0 to 100: %w", v.Version, v.Weight, ErrInvalid)
+		}
+		sum += v.Weight
+	}
+	if sum != 100 {
+		return fmt.Errorf("traffic weights sum to %d, not 100: %w", sum, ErrInvalid)
+	}
+	return nil
+}
+
+// Serves reports whether the deployment lists version n (at any weight).
+func (d Deployment) Serves(n int) bool {
+	for _, v := range d.Versions {
+		if v.Version == n {
+			return true
+		}
+	}
+	return false
+}
