@@ -104,6 +104,29 @@ func TestPagination(t *testing.T) {
 	if strings.Join(names, ",") != "m0,m1,m2,m3,m4,m5,m6" {
 		t.Fatalf("paged names = %v", names)
 	}
+	// Aliases page the same way.
+	h.pushVersion("m0", []byte("x"), nil)
+	for _, a := range []string{"a", "b", "c", "d", "e"} {
+		h.mustCall(http.MethodPut, "/api/v1/models/m0/aliases/"+a, h.admin, api.AliasRequest{Version: "1"}, http.StatusOK)
+	}
+	names, cursor = nil, ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("alias pagination does not end")
+		}
+		l := decode[api.List[domain.Alias]](t, h.mustCall(http.MethodGet, "/api/v1/models/m0/aliases?limit=2&cursor="+cursor, h.admin, nil, http.StatusOK))
+		for _, a := range l.Items {
+			names = append(names, a.Name)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	if strings.Join(names, ",") != "a,b,c,d,e" {
+		t.Fatalf("paged aliases = %v", names)
+	}
+	h.mustCall(http.MethodGet, "/api/v1/models/m0/aliases?cursor=bogus", h.admin, nil, http.StatusBadRequest)
 }
 
 func TestAliasRaceExactlyOneWins(t *testing.T) {
@@ -203,6 +226,13 @@ func TestAuthAndRoles(t *testing.T) {
 	if strings.Contains(string(r.body), "slw_") || strings.Contains(string(r.body), "hash") {
 		t.Fatalf("token listing leaks secrets: %s", r.body)
 	}
+	// The last active admin cannot be revoked: nobody could manage tokens.
+	r = h.mustCall(http.MethodDelete, "/api/v1/tokens/admin", h.admin, nil, http.StatusConflict)
+	if !strings.Contains(r.problem.Detail, "last active admin") {
+		t.Errorf("revoking the last admin: %q", r.problem.Detail)
+	}
+	h.token("admin2", domain.RoleAdmin)
+	h.mustCall(http.MethodDelete, "/api/v1/tokens/admin", h.admin, nil, http.StatusOK)
 }
 
 func TestObservability(t *testing.T) {
@@ -229,6 +259,10 @@ func TestObservability(t *testing.T) {
 		}
 	}
 	h.mustCall(http.MethodGet, "/api/v2/nothing", h.admin, nil, http.StatusNotFound)
+	r = h.mustCall(http.MethodDelete, "/api/v1/models", h.admin, nil, http.StatusMethodNotAllowed)
+	if allow := r.header.Get("Allow"); allow != "GET, HEAD, POST" {
+		t.Errorf("Allow = %q", allow)
+	}
 }
 
 var _ = artifact.File{}

@@ -1,10 +1,10 @@
 package api_test
 
 import (
-	"encoding/binary"
-	"math/rand/v2"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"testing"

@@ -118,7 +118,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				}
 				s.log.ErrorContext(ctx, "panic serving request", "request_id", id, "panic", fmt.Sprint(p))
 				if sw.status == 0 {
-					writeError(sw, r, fmt.Errorf("panic: %v", p))
+					s.writeError(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
 			route := r.Pattern

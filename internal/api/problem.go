@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 
 	"github.com/slipway-ml/slipway/internal/auth"
@@ -51,11 +50,11 @@ func statusOf(err error) (int, string) {
 	}
 }
 
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, kind := statusOf(err)
 	detail := err.Error()
 	if status == http.StatusInternalServerError {
-		slog.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()))
+		s.log.ErrorContext(r.Context(), "internal error", "err", err.Error(), "request_id", requestID(r.Context()))
 		detail = "internal error; the server log has the details under this request_id"
 	}
 	if status == http.StatusUnauthorized {

@@ -261,11 +261,15 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) error {
-	as, err := s.reg.ListAliases(r.Context(), r.PathValue("model"))
+	p, err := page(r)
 	if err != nil {
 		return err
 	}
-	writeList(w, as, "")
+	as, next, err := s.reg.ListAliases(r.Context(), r.PathValue("model"), p)
+	if err != nil {
+		return err
+	}
+	writeList(w, as, next)
 	return nil
 }
 

@@ -90,6 +90,12 @@ func New(c Config) *Server {
 		mux.Handle(rt.pattern, s.guard(rt.role, rt.handle))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, r, Problem{Type: problemBase + "method-not-allowed", Status: http.StatusMethodNotAllowed,
+				Detail: fmt.Sprintf("%s does not take %s; it takes %s", r.URL.Path, r.Method, strings.Join(allowed, ", "))})
+			return
+		}
 		writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
 			Detail: fmt.Sprintf("no endpoint %s %s; the API lives under /api/v1/", r.Method, r.URL.Path)})
 	})
@@ -151,12 +157,12 @@ func (s *Server) guard(need domain.Role, h handlerFunc) http.Handler {
 			err = auth.Require(tok, need)
 		}
 		if err != nil {
-			writeError(w, r, err)
+			s.writeError(w, r, err)
 			return
 		}
 		*r = *r.WithContext(context.WithValue(r.Context(), keyToken, tok))
 		if err := h(w, r); err != nil {
-			writeError(w, r, err)
+			s.writeError(w, r, err)
 		}
 	})
 }
@@ -226,4 +232,18 @@ func writeList[T any](w http.ResponseWriter, items []T, next string) {
 		items = []T{}
 	}
 	writeJSON(w, http.StatusOK, List[T]{Items: items, NextCursor: next})
+}
+
+// allowedMethods lists the methods the mux serves for r's path, so a wrong
+// method gets 405 with Allow rather than the catch-all's 404.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }

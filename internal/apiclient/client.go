@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/api"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -39,7 +40,11 @@ func New(addr, token string) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server address %q must be host:port or an http(s) URL", addr)
 	}
-	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, http: &http.Client{}}, nil
+	// A server that never answers must not hang the CLI; bodies (artifact
+	// streams) may take as long as they need once the answer has begun.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 5 * time.Minute
+	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, http: &http.Client{Transport: tr}}, nil
 }
 
 // Error is a problem answer from the server.

@@ -101,9 +101,9 @@ func (c *Client) SetLabels(ctx context.Context, model, ref string, req api.Label
 }
 
 // ListAliases returns a model's aliases.
-func (c *Client) ListAliases(ctx context.Context, model string) (api.List[domain.Alias], error) {
+func (c *Client) ListAliases(ctx context.Context, model string, p Page) (api.List[domain.Alias], error) {
 	var l api.List[domain.Alias]
-	return l, c.getJSON(ctx, modelPath(model)+"/aliases", nil, &l)
+	return l, c.getJSON(ctx, modelPath(model)+"/aliases", p.values(), &l)
 }
 
 // GetAlias returns one alias.

@@ -154,7 +154,7 @@ func (l *Local) Put(ctx context.Context, digest string, size int64, r io.Reader)
 	if err := tmp.Close(); err != nil {
 		return n, fmt.Errorf("blob %s: %w", digest, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
+	if err := l.shardDir(filepath.Dir(final)); err != nil {
 		return n, fmt.Errorf("blob %s: %w", digest, err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
@@ -214,4 +214,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// shardDir makes sure a blob's shard folder exists durably: a new folder's
+// entry in its parent is fsynced too, or a power cut could lose the folder
+// with the blob that a committed version row points at.
+func (l *Local) shardDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }

@@ -28,6 +28,11 @@ type Source struct {
 // a symlink pointing out, or to a directory, is refused with its path.
 // progress, when not nil, is told the byte count of each chunk hashed.
 func Scan(p string, progress func(n int64)) (*Source, error) {
+	// The path given on the command line may itself be a symlink (a DVC or
+	// git-annex cache, a "latest" link); only links inside it are policed.
+	if resolved, err := filepath.EvalSymlinks(p); err == nil {
+		p = resolved
+	}
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", p, err)

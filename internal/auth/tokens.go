@@ -70,6 +70,11 @@ func (t *Tokens) Revoke(ctx context.Context, actor, name string) (domain.Token, 
 		if tok.RevokedAt != nil {
 			return fmt.Errorf("token %q is already revoked: %w", name, domain.ErrPrecondition)
 		}
+		if tok.Role == domain.RoleAdmin {
+			if err := otherActiveAdmin(ctx, tx, tok.ID); err != nil {
+				return err
+			}
+		}
 		now := t.clock.Now()
 		if err := tx.RevokeToken(ctx, tok.ID, now); err != nil {
 			return err
@@ -146,4 +151,25 @@ func writeSecretFile(path, content string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// otherActiveAdmin refuses to revoke the last admin: nobody could mint or
+// revoke tokens after it, and the server only bootstraps an empty store.
+func otherActiveAdmin(ctx context.Context, r store.Reader, except string) error {
+	p := store.Page{Limit: store.MaxLimit}
+	for {
+		toks, next, err := r.ListTokens(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.ID != except && t.Role == domain.RoleAdmin && t.RevokedAt == nil {
+				return nil
+			}
+		}
+		if next == "" {
+			return fmt.Errorf("this is the last active admin token; create another admin token before revoking it: %w", domain.ErrPrecondition)
+		}
+		p.Cursor = next
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-ml/slipway/internal/apiclient"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -77,6 +78,7 @@ func newAliasGetCmd(g *globals) *cobra.Command {
 }
 
 func newAliasListCmd(g *globals) *cobra.Command {
+	var p apiclient.Page
 	cmd := &cobra.Command{
 		Use:   "list MODEL",
 		Short: "List a model's aliases",
@@ -86,13 +88,15 @@ func newAliasListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := c.ListAliases(cmd.Context(), args[0])
+			l, err := c.ListAliases(cmd.Context(), args[0], p)
 			if err != nil {
 				return err
 			}
+			g.moreHint(l.NextCursor)
 			return g.emit(l, aliasTable(l.Items...))
 		},
 	}
+	pageFlags(cmd, &p)
 	g.addOutput(cmd)
 	return cmd
 }

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -97,7 +100,9 @@ func envOr(k, def string) string {
 // of the default data dir when no token was given.
 func (g *globals) client() (*apiclient.Client, error) {
 	tok := strings.TrimSpace(g.token)
-	if tok == "" {
+	if tok == "" && isLoopback(g.addr) {
+		// Only a server on this machine can have written this file; never
+		// send it anywhere else.
 		if b, err := os.ReadFile(filepath.Join(".slipway", "admin.token")); err == nil {
 			tok = strings.TrimSpace(string(b))
 		}
@@ -111,4 +116,20 @@ func (g *globals) client() (*apiclient.Client, error) {
 // addOutput registers -o on a command that prints records.
 func (g *globals) addOutput(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+}
+
+// isLoopback reports whether a server address names this machine.
+func isLoopback(addr string) bool {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -167,7 +167,13 @@ func ValidateMetrics(m map[string]float64) error {
 	if len(m) > 256 {
 		return fmt.Errorf("%d metrics given, at most 256 allowed: %w", len(m), ErrInvalid)
 	}
-	for k, v := range m {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := m[k]
 		if err := validateKey("metric", k); err != nil {
 			return err
 		}

@@ -2,8 +2,11 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -122,10 +125,34 @@ func (r *Registry) GetAlias(ctx context.Context, model, alias string) (domain.Al
 	return r.store.GetAlias(ctx, model, alias)
 }
 
-// ListAliases returns every alias of a model.
-func (r *Registry) ListAliases(ctx context.Context, model string) ([]domain.Alias, error) {
-	if _, err := r.GetModel(ctx, model); err != nil {
-		return nil, err
+// ListAliases returns one page of a model's aliases in name order. A model
+// has few aliases, so the store returns them all and the page is cut here.
+func (r *Registry) ListAliases(ctx context.Context, model string, p store.Page) ([]domain.Alias, string, error) {
+	p, err := p.Normalize()
+	if err != nil {
+		return nil, "", err
 	}
-	return r.store.ListAliases(ctx, model)
+	after := ""
+	if p.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		name, ok := strings.CutPrefix(string(b), "alias:")
+		if err != nil || !ok {
+			return nil, "", fmt.Errorf("cursor %q is not one this listing gave out: %w", p.Cursor, domain.ErrInvalid)
+		}
+		after = name
+	}
+	if _, err := r.GetModel(ctx, model); err != nil {
+		return nil, "", err
+	}
+	all, err := r.store.ListAliases(ctx, model)
+	if err != nil {
+		return nil, "", err
+	}
+	i := sort.Search(len(all), func(i int) bool { return all[i].Name > after })
+	page := all[i:]
+	if len(page) <= p.Limit {
+		return page, "", nil
+	}
+	page = page[:p.Limit]
+	return page, base64.RawURLEncoding.EncodeToString([]byte("alias:" + page[len(page)-1].Name)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/audit"
@@ -37,6 +38,31 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 		Lineage: p.Lineage, Metrics: p.Metrics, Labels: p.Labels,
 		State: domain.StateRegistered, CreatedBy: actor, CreatedAt: r.clock.Now(),
 	}
+	// Hex digests are stored in one case, so equal ones compare equal.
+	v.Lineage.CodeCommit = strings.ToLower(v.Lineage.CodeCommit)
+	v.Lineage.DatasetSHA256 = strings.ToLower(v.Lineage.DatasetSHA256)
+	if p.Manifest != nil {
+		// Validated here; digests and sizes are only known once checked.
+		if err := p.Manifest.Validate(); err != nil {
+			return domain.Version{}, err
+		}
+		v.ArtifactDigest = "sha256:" + strings.Repeat("0", 64) // placeholder until stored
+	}
+	if err := v.ValidateNew(); err != nil {
+		return domain.Version{}, err
+	}
+	// Everything that can refuse the push without writing runs before the
+	// manifest blob is stored, so a refused push leaves nothing behind.
+	if _, err := r.store.GetModel(ctx, v.Model); err != nil {
+		return domain.Version{}, err
+	}
+	if parent := v.Lineage.ParentVersion; parent != 0 {
+		if _, err := r.store.GetVersion(ctx, v.Model, parent); errors.Is(err, domain.ErrNotFound) {
+			return domain.Version{}, fmt.Errorf("parent version %d of model %q: %w", parent, v.Model, domain.ErrNotFound)
+		} else if err != nil {
+			return domain.Version{}, err
+		}
+	}
 	if p.Manifest != nil {
 		digest, err := r.storeManifest(ctx, *p.Manifest)
 		if err != nil {
@@ -46,17 +72,11 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 		v.ArtifactSize = p.Manifest.Size()
 		v.ArtifactFiles = len(p.Manifest.Files)
 	}
-	if err := v.ValidateNew(); err != nil {
-		return domain.Version{}, err
-	}
 	err := r.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		// Checked again inside the write lock: models and versions are never
+		// deleted today, but this keeps the rule local.
 		if _, err := tx.GetModel(ctx, v.Model); err != nil {
 			return err
-		}
-		if parent := v.Lineage.ParentVersion; parent != 0 {
-			if _, err := tx.GetVersion(ctx, v.Model, parent); err != nil {
-				return fmt.Errorf("parent version %d of model %q: %w", parent, v.Model, domain.ErrNotFound)
-			}
 		}
 		var err error
 		if v, err = tx.CreateVersion(ctx, v); err != nil {
