@@ -19,6 +19,7 @@ import (
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/store"
@@ -26,10 +27,11 @@ import (
 
 // Config wires the API.
 type Config struct {
-	Registry *registry.Registry
-	Tokens   *auth.Tokens
-	Store    store.Store
-	Blobs    artifact.Store
+	Registry    *registry.Registry
+	Deployments *deployment.Service
+	Tokens      *auth.Tokens
+	Store       store.Store
+	Blobs       artifact.Store
 	// Metrics is where API metrics are registered; Gatherer serves /metrics.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -45,18 +47,19 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	reg      *registry.Registry
-	tokSvc   *auth.Tokens
-	tokens   auth.TokenReader
-	store    store.Store
-	blobs    artifact.Store
-	log      *slog.Logger
-	metrics  *apiMetrics
-	maxBody  int64
-	maxBlob  int64
-	ready    func() bool
-	handler  http.Handler
-	gatherer prometheus.Gatherer
+	reg         *registry.Registry
+	deployments *deployment.Service
+	tokSvc      *auth.Tokens
+	tokens      auth.TokenReader
+	store       store.Store
+	blobs       artifact.Store
+	log         *slog.Logger
+	metrics     *apiMetrics
+	maxBody     int64
+	maxBlob     int64
+	ready       func() bool
+	handler     http.Handler
+	gatherer    prometheus.Gatherer
 }
 
 // New builds the API handler.
@@ -74,7 +77,7 @@ func New(c Config) *Server {
 		c.Ready = func() bool { return true }
 	}
 	s := &Server{
-		reg: c.Registry, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
+		reg: c.Registry, deployments: c.Deployments, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
 		log: c.Log, metrics: newMetrics(c.Metrics), maxBody: c.MaxBodyBytes, maxBlob: c.MaxBlobBytes,
 		ready: c.Ready, gatherer: c.Gatherer,
 	}
@@ -139,6 +142,12 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/models/{model}/aliases/{alias}", domain.RoleViewer, s.getAlias},
 		{"PUT /api/v1/models/{model}/aliases/{alias}", domain.RoleDeployer, s.setAlias},
 		{"DELETE /api/v1/models/{model}/aliases/{alias}", domain.RoleDeployer, s.deleteAlias},
+
+		{"GET /api/v1/deployments", domain.RoleViewer, s.listDeployments},
+		{"GET /api/v1/models/{model}/deployments", domain.RoleViewer, s.listDeployments},
+		{"GET /api/v1/models/{model}/deployments/{env}", domain.RoleViewer, s.getDeployment},
+		{"PUT /api/v1/models/{model}/deployments/{env}", domain.RoleDeployer, s.deploy},
+		{"PUT /api/v1/models/{model}/deployments/{env}/traffic", domain.RoleDeployer, s.setTraffic},
 
 		{"GET /api/v1/audit", domain.RoleViewer, s.listAudit},
 		{"GET /api/v1/audit/verify", domain.RoleViewer, s.verifyAudit},

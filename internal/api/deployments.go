@@ -1,0 +1,92 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/store"
+)
+
+// DeployRequest is the body of PUT /api/v1/models/{model}/deployments/{env}:
+// serve one version at 100 %.
+type DeployRequest struct {
+	Version          VersionRef `json:"version"`
+	ExpectedRevision *int64     `json:"expected_revision,omitempty"`
+}
+
+// TrafficRequest is the body of PUT …/deployments/{env}/traffic: version
+// number → weight in percent, summing to 100.
+type TrafficRequest struct {
+	Weights          map[string]int `json:"weights"`
+	ExpectedRevision *int64         `json:"expected_revision,omitempty"`
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request) error {
+	var req DeployRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Version == "" {
+		return fmt.Errorf("request body needs \"version\": a version number or @alias: %w", domain.ErrInvalid)
+	}
+	d, err := s.deployments.Deploy(r.Context(), actor(r), r.PathValue("model"), string(req.Version), r.PathValue("env"), req.ExpectedRevision)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
+	var req TrafficRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	weights := make(map[int]int, len(req.Weights))
+	for k, v := range req.Weights {
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 1 {
+			return fmt.Errorf("weights key %q must be a version number: %w", k, domain.ErrInvalid)
+		}
+		weights[n] = v
+	}
+	d, err := s.deployments.SetTraffic(r.Context(), actor(r), r.PathValue("model"), r.PathValue("env"), weights, req.ExpectedRevision)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.deployments.Get(r.Context(), r.PathValue("model"), r.PathValue("env"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	f := store.DeploymentFilter{Model: r.PathValue("model"), Environment: r.URL.Query().Get("environment")}
+	if f.Model == "" {
+		f.Model = r.URL.Query().Get("model")
+	}
+	if f.Model != "" {
+		if _, err := s.reg.GetModel(r.Context(), f.Model); err != nil {
+			return err
+		}
+	}
+	sts, next, err := s.deployments.List(r.Context(), f, p)
+	if err != nil {
+		return err
+	}
+	writeList(w, sts, next)
+	return nil
+}

@@ -1,0 +1,91 @@
+package deployment
+
+import (
+	"github.com/slipway-ml/slipway/internal/runtime"
+)
+
+// Table is the routing state the gateway reads: for every model and
+// environment, the versions served with their weights and endpoints. A
+// Table is immutable once published; changes publish a new one, so the
+// gateway's hot path reads it with one atomic load and takes no lock.
+type Table struct {
+	routes map[routeKey]*Route
+}
+
+type routeKey struct{ model, env string }
+
+// Route is what one environment serves of one model.
+type Route struct {
+	Model       string
+	Environment string
+	Revision    int64
+	// Versions are in version order; weights sum to 100.
+	Versions []RouteVersion
+}
+
+// RouteVersion is one served version and where its requests go.
+type RouteVersion struct {
+	Version  int
+	Weight   int
+	Endpoint runtime.Endpoint
+	// UpstreamModel is the name the endpoint knows the model by (for
+	// remote servers whose name differs from slipway's).
+	UpstreamModel string
+}
+
+// Lookup returns the route of a model in an environment, or nil.
+func (t *Table) Lookup(model, env string) *Route {
+	if t == nil {
+		return nil
+	}
+	return t.routes[routeKey{model, env}]
+}
+
+// Models lists the models an environment serves, for /v1/models and /v2.
+func (t *Table) Models(env string) []*Route {
+	if t == nil {
+		return nil
+	}
+	var out []*Route
+	for k, r := range t.routes {
+		if k.env == env {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Version returns the served version n of a route, or nil when the route
+// does not serve it.
+func (r *Route) Version(n int) *RouteVersion {
+	for i := range r.Versions {
+		if r.Versions[i].Version == n {
+			return &r.Versions[i]
+		}
+	}
+	return nil
+}
+
+// Pick chooses a version for a request given a number u uniformly drawn
+// from [0, 100): versions own consecutive ranges of width equal to their
+// weight, in version order.
+func (r *Route) Pick(u int) *RouteVersion {
+	acc := 0
+	for i := range r.Versions {
+		acc += r.Versions[i].Weight
+		if u < acc {
+			return &r.Versions[i]
+		}
+	}
+	return nil
+}
+
+// NewTable builds a table from routes; a later route for the same model
+// and environment replaces an earlier one.
+func NewTable(routes ...*Route) *Table {
+	t := &Table{routes: make(map[routeKey]*Route, len(routes))}
+	for _, r := range routes {
+		t.routes[routeKey{r.Model, r.Environment}] = r
+	}
+	return t
+}

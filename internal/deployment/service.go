@@ -1,0 +1,238 @@
+// Package deployment owns what each environment serves: which versions of a
+// model, with what traffic weights. A change starts the runtimes it needs
+// first, then records the new deployment and its audit entry in one
+// transaction, then publishes a new routing Table for the gateway. A version
+// that cannot start leaves the old traffic untouched. Rollouts will move
+// weights through this same service.
+package deployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/slipway-ml/slipway/internal/audit"
+	"github.com/slipway-ml/slipway/internal/clock"
+	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/runtime"
+	"github.com/slipway-ml/slipway/internal/store"
+)
+
+// Runtimes starts, checks and stops the runtimes of versions.
+type Runtimes interface {
+	Start(ctx context.Context, v domain.Version) (runtime.Endpoint, error)
+	Health(ctx context.Context, model string, version int) error
+	Retain(ctx context.Context, keep func(model string, version int) bool)
+}
+
+// Versions resolves a version reference (a number or @alias).
+type Versions interface {
+	GetVersion(ctx context.Context, model string, ref registry.Ref) (domain.Version, error)
+}
+
+// Config wires the service.
+type Config struct {
+	Store    store.Store
+	Versions Versions
+	Runtimes Runtimes
+	Clock    clock.Clock
+	Log      *slog.Logger
+	// Environments lists the environments deployments may target
+	// (default dev, staging, production).
+	Environments []string
+}
+
+// Service manages deployments and publishes the routing table.
+type Service struct {
+	cfg Config
+	// mu serialises changes so tables are published in commit order.
+	mu     sync.Mutex
+	routes atomic.Pointer[Table]
+}
+
+// New returns the service with an empty routing table; call Restore to
+// start what the store says is deployed.
+func New(cfg Config) *Service {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if len(cfg.Environments) == 0 {
+		cfg.Environments = domain.DefaultEnvironments
+	}
+	s := &Service{cfg: cfg}
+	s.routes.Store(NewTable())
+	return s
+}
+
+// Routes returns the current routing table: one atomic load.
+func (s *Service) Routes() *Table { return s.routes.Load() }
+
+// Environments lists the environments deployments may target.
+func (s *Service) Environments() []string { return slices.Clone(s.cfg.Environments) }
+
+func (s *Service) checkEnv(env string) error {
+	if !slices.Contains(s.cfg.Environments, env) {
+		return fmt.Errorf("environment %q is not one of %v: %w", env, s.cfg.Environments, domain.ErrInvalid)
+	}
+	return nil
+}
+
+func subject(model, env string) string { return "model/" + model + "/deployment/" + env }
+
+// Deploy serves one version (a number or @alias) at 100 % of an
+// environment's traffic.
+func (s *Service) Deploy(ctx context.Context, actor, model, ref, env string, expectedRevision *int64) (domain.Deployment, error) {
+	if err := s.checkEnv(env); err != nil {
+		return domain.Deployment{}, err
+	}
+	v, err := s.resolve(ctx, model, ref)
+	if err != nil {
+		return domain.Deployment{}, err
+	}
+	return s.change(ctx, actor, model, env, []domain.ServedVersion{{Version: v.Number, Weight: 100}}, expectedRevision)
+}
+
+// SetTraffic replaces an environment's split: version → weight, weights
+// summing to 100. Versions at weight 0 stay running but get no traffic.
+func (s *Service) SetTraffic(ctx context.Context, actor, model, env string, weights map[int]int, expectedRevision *int64) (domain.Deployment, error) {
+	if err := s.checkEnv(env); err != nil {
+		return domain.Deployment{}, err
+	}
+	served := make([]domain.ServedVersion, 0, len(weights))
+	for v, w := range weights {
+		served = append(served, domain.ServedVersion{Version: v, Weight: w})
+	}
+	return s.change(ctx, actor, model, env, served, expectedRevision)
+}
+
+func (s *Service) resolve(ctx context.Context, model, ref string) (domain.Version, error) {
+	return s.cfg.Versions.GetVersion(ctx, model, registry.Ref(ref))
+}
+
+// change is every deployment change: validate, start what must run, then
+// commit with an audit entry, then publish.
+func (s *Service) change(ctx context.Context, actor, model, env string, served []domain.ServedVersion, expected *int64) (domain.Deployment, error) {
+	d := domain.Deployment{Model: model, Environment: env, Versions: served}
+	if err := d.Validate(); err != nil {
+		return domain.Deployment{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Start every version before anything is recorded: a version that
+	// cannot run is refused here and the old traffic stays as it was.
+	for _, sv := range d.Versions {
+		v, err := s.cfg.Store.GetVersion(ctx, model, sv.Version)
+		if err != nil {
+			return domain.Deployment{}, err
+		}
+		if v.State == domain.StateArchived {
+			return domain.Deployment{}, fmt.Errorf("version %d of model %q is archived and cannot be served: %w", v.Number, model, domain.ErrPrecondition)
+		}
+		if _, err := s.cfg.Runtimes.Start(ctx, v); err != nil {
+			return domain.Deployment{}, fmt.Errorf("%w: %w", err, domain.ErrPrecondition)
+		}
+	}
+	err := s.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		cur, err := tx.GetDeployment(ctx, model, env)
+		exists := err == nil
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return err
+		}
+		if expected != nil && *expected != cur.Revision {
+			return fmt.Errorf("deployment of %q in %s is at revision %d, expected %d (someone changed it; re-read and retry): %w", model, env, cur.Revision, *expected, domain.ErrConflict)
+		}
+		d.Revision = cur.Revision + 1
+		d.UpdatedBy, d.UpdatedAt = actor, s.cfg.Clock.Now()
+		if err := tx.PutDeployment(ctx, d); err != nil {
+			return err
+		}
+		var before any
+		if exists {
+			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions}
+		}
+		_, err = tx.AppendAudit(ctx, audit.Entry{
+			Time: d.UpdatedAt, Actor: actor, Action: "deployment.set", Subject: subject(model, env),
+			Before: audit.Document(before),
+			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions}),
+		})
+		return err
+	})
+	if err != nil {
+		return domain.Deployment{}, err
+	}
+	if err := s.publish(ctx); err != nil {
+		s.cfg.Log.Error("publishing routes after a deployment change", "err", err.Error())
+	}
+	return d, nil
+}
+
+// Restore starts the runtimes of everything deployed and publishes the
+// table; used at server start. A version that cannot start is left out of
+// the table (its share of traffic gets 503) and logged.
+func (s *Service) Restore(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.publish(ctx)
+}
+
+// publish rebuilds the routing table from the store and stops runtimes no
+// deployment serves. Called with mu held.
+func (s *Service) publish(ctx context.Context) error {
+	var routes []*Route
+	served := map[string]bool{}
+	p := store.Page{Limit: store.MaxLimit}
+	for {
+		ds, next, err := s.cfg.Store.ListDeployments(ctx, store.DeploymentFilter{}, p)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			routes = append(routes, s.route(ctx, d, served))
+		}
+		if next == "" {
+			break
+		}
+		p.Cursor = next
+	}
+	s.routes.Store(NewTable(routes...))
+	s.cfg.Runtimes.Retain(ctx, func(model string, version int) bool {
+		return served[model+"/"+strconv.Itoa(version)]
+	})
+	return nil
+}
+
+func (s *Service) route(ctx context.Context, d domain.Deployment, served map[string]bool) *Route {
+	r := &Route{Model: d.Model, Environment: d.Environment, Revision: d.Revision}
+	for _, sv := range d.Versions {
+		served[d.Model+"/"+strconv.Itoa(sv.Version)] = true
+		v, err := s.cfg.Store.GetVersion(ctx, d.Model, sv.Version)
+		if err == nil {
+			var ep runtime.Endpoint
+			if ep, err = s.cfg.Runtimes.Start(ctx, v); err == nil {
+				r.Versions = append(r.Versions, RouteVersion{Version: sv.Version, Weight: sv.Weight, Endpoint: ep,
+					UpstreamModel: upstreamName(v)})
+				continue
+			}
+		}
+		s.cfg.Log.Error("a deployed version cannot serve", "model", d.Model, "environment", d.Environment,
+			"version", sv.Version, "err", err.Error())
+	}
+	return r
+}
+
+// upstreamName is the name a version's server knows the model by.
+func upstreamName(v domain.Version) string {
+	if n := v.RuntimeConfig["model_name"]; n != "" {
+		return n
+	}
+	return v.Model
+}

@@ -1,0 +1,222 @@
+package deployment_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/runtime"
+	"github.com/slipway-ml/slipway/internal/store"
+	"github.com/slipway-ml/slipway/internal/store/sqlstore"
+)
+
+// runtimes is a test double of the fleet: versions listed in broken fail
+// to start; started versions answer with a handler naming them.
+type runtimes struct {
+	mu      sync.Mutex
+	broken  map[int]bool
+	running map[int]bool
+	starts  int
+}
+
+func (r *runtimes) Start(_ context.Context, v domain.Version) (runtime.Endpoint, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.broken[v.Number] {
+		return runtime.Endpoint{}, fmt.Errorf("version %d: model file is not valid XGBoost JSON", v.Number)
+	}
+	if !r.running[v.Number] {
+		r.starts++
+	}
+	r.running[v.Number] = true
+	n := v.Number
+	return runtime.Endpoint{Protocol: runtime.ProtocolOIP, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "version %d", n)
+	})}, nil
+}
+
+func (r *runtimes) Health(_ context.Context, _ string, version int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running[version] {
+		return errors.New("not running")
+	}
+	return nil
+}
+
+func (r *runtimes) Retain(_ context.Context, keep func(string, int) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for v := range r.running {
+		if !keep("m", v) {
+			delete(r.running, v)
+		}
+	}
+}
+
+func setup(t *testing.T) (*deployment.Service, *runtimes, store.Store) {
+	t.Helper()
+	st, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := registry.New(registry.Config{Store: st})
+	if _, err := reg.CreateModel(t.Context(), "t", domain.Model{Name: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := reg.PushVersion(t.Context(), "t", registry.Push{Model: "m", Format: domain.FormatExternal}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.SetState(t.Context(), "t", "m", "4", domain.StateArchived); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.SetAlias(t.Context(), "t", "m", "champion", "2", nil); err != nil {
+		t.Fatal(err)
+	}
+	rts := &runtimes{broken: map[int]bool{3: true}, running: map[int]bool{}}
+	return deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: rts}), rts, st
+}
+
+func weights(r *deployment.Route) string {
+	if r == nil {
+		return "<none>"
+	}
+	var parts []string
+	for _, v := range r.Versions {
+		parts = append(parts, fmt.Sprintf("%d=%d", v.Version, v.Weight))
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestDeployAndSplit(t *testing.T) {
+	svc, rts, st := setup(t)
+	ctx := t.Context()
+	d, err := svc.Deploy(ctx, "cd", "m", "1", "production", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Revision != 1 || weights(svc.Routes().Lookup("m", "production")) != "1=100" {
+		t.Fatalf("after deploy: revision %d, routes %s", d.Revision, weights(svc.Routes().Lookup("m", "production")))
+	}
+	// Aliases resolve; the split publishes both versions.
+	if _, err := svc.Deploy(ctx, "cd", "m", "@champion", "staging", nil); err != nil {
+		t.Fatal(err)
+	}
+	rev := int64(1)
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 90, 2: 10}, &rev); err != nil {
+		t.Fatal(err)
+	}
+	r := svc.Routes().Lookup("m", "production")
+	if weights(r) != "1=90 2=10" || r.Revision != 2 || r.Pick(89).Version != 1 || r.Pick(90).Version != 2 {
+		t.Fatalf("split routes = %s rev %d", weights(r), r.Revision)
+	}
+	// Dropping version 1 everywhere stops its runtime.
+	if _, err := svc.Deploy(ctx, "cd", "m", "2", "production", nil); err != nil {
+		t.Fatal(err)
+	}
+	if rts.running[1] || !rts.running[2] {
+		t.Fatalf("running after moving off version 1: %v", rts.running)
+	}
+	// Every change is audited.
+	es, _, err := st.ListAudit(ctx, store.AuditFilter{Subject: "model/m/deployment"}, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 4 { // three in production, one in staging
+		t.Fatalf("deployment changes audited: %d, want 4", len(es))
+	}
+	es, _, _ = st.ListAudit(ctx, store.AuditFilter{Subject: "model/m/deployment/production"}, store.Page{})
+	if len(es) != 3 || es[1].Action != "deployment.set" || !strings.Contains(string(es[1].After), `"weight":90`) {
+		t.Fatalf("audit = %+v", es)
+	}
+	stt, err := svc.Get(ctx, "m", "production")
+	if err != nil || len(stt.Health) != 1 || !stt.Health[0].Healthy {
+		t.Fatalf("status = %+v, %v", stt, err)
+	}
+}
+
+func TestRefusedChangesLeaveTrafficUntouched(t *testing.T) {
+	svc, _, st := setup(t)
+	ctx := t.Context()
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, nil); err != nil {
+		t.Fatal(err)
+	}
+	headSeq, _, _ := st.AuditHead(ctx)
+	zero, stale := int64(0), int64(7)
+	cases := []struct {
+		name string
+		do   func() error
+		want error
+		msg  string
+	}{
+		{"runtime cannot start", func() error { _, err := svc.Deploy(ctx, "cd", "m", "3", "production", nil); return err }, domain.ErrPrecondition, "not valid XGBoost"},
+		{"archived version", func() error { _, err := svc.Deploy(ctx, "cd", "m", "4", "production", nil); return err }, domain.ErrPrecondition, "archived"},
+		{"unknown version", func() error { _, err := svc.Deploy(ctx, "cd", "m", "9", "production", nil); return err }, domain.ErrNotFound, "9"},
+		{"unknown alias", func() error { _, err := svc.Deploy(ctx, "cd", "m", "@ghost", "production", nil); return err }, domain.ErrNotFound, "ghost"},
+		{"unknown model", func() error { _, err := svc.Deploy(ctx, "cd", "ghost", "1", "production", nil); return err }, domain.ErrNotFound, "ghost"},
+		{"unknown environment", func() error { _, err := svc.Deploy(ctx, "cd", "m", "1", "prod", nil); return err }, domain.ErrInvalid, "prod"},
+		{"weights not 100", func() error {
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 40}, nil)
+			return err
+		}, domain.ErrInvalid, "sum to 90"},
+		{"negative weight", func() error {
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 110, 2: -10}, nil)
+			return err
+		}, domain.ErrInvalid, "weight"},
+		{"one broken version in a split", func() error {
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 3: 50}, nil)
+			return err
+		}, domain.ErrPrecondition, "version 3"},
+		{"stale revision", func() error { _, err := svc.Deploy(ctx, "cd", "m", "2", "production", &stale); return err }, domain.ErrConflict, "revision 1, expected 7"},
+		{"expected absent", func() error { _, err := svc.Deploy(ctx, "cd", "m", "2", "production", &zero); return err }, domain.ErrConflict, "expected 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.do()
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("err = %v, want %v mentioning %q", err, c.want, c.msg)
+			}
+			if got := weights(svc.Routes().Lookup("m", "production")); got != "1=50 2=50" {
+				t.Fatalf("routes changed to %s", got)
+			}
+			d, err := st.GetDeployment(ctx, "m", "production")
+			if err != nil || d.Revision != 1 {
+				t.Fatalf("stored deployment changed: %+v, %v", d, err)
+			}
+			if seq, _, _ := st.AuditHead(ctx); seq != headSeq {
+				t.Fatalf("audit grew from %d to %d", headSeq, seq)
+			}
+		})
+	}
+}
+
+func TestRestorePublishesWhatIsStored(t *testing.T) {
+	svc, _, st := setup(t)
+	ctx := t.Context()
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 70, 2: 30}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(registry.Config{Store: st})
+	rts := &runtimes{running: map[int]bool{}}
+	fresh := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: rts})
+	if fresh.Routes().Lookup("m", "production") != nil {
+		t.Fatal("a new service publishes nothing before Restore")
+	}
+	if err := fresh.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := weights(fresh.Routes().Lookup("m", "production")); got != "1=70 2=30" || rts.starts != 2 {
+		t.Fatalf("restored %s with %d starts", got, rts.starts)
+	}
+}
