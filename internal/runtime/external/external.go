@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -145,7 +146,10 @@ func (r *Runtime) check(ctx context.Context) error {
 		if errors.Is(err, egress.ErrRefused) {
 			return fmt.Errorf("model server of %q at %s: %w: %w", r.cfg.ModelName, target, unwrapURL(err), domain.ErrInvalid)
 		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		// Two clocks bound the check, the context's and the transport's
+		// response-header timeout; both are the same option.
+		var ne net.Error
+		if (errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil) || (errors.As(err, &ne) && ne.Timeout()) {
 			return fail("no answer within %s", r.cfg.Options.Timeout)
 		}
 		return fail("%v", unwrapURL(err))
