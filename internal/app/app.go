@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -22,7 +23,10 @@ import (
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/clock"
+	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/registry"
+	"github.com/slipway-ml/slipway/internal/runtime/egress"
+	"github.com/slipway-ml/slipway/internal/runtime/fleet"
 	"github.com/slipway-ml/slipway/internal/store/sqlstore"
 )
 
@@ -36,6 +40,10 @@ type Config struct {
 	// MaxBodyBytes caps JSON request bodies; MaxBlobBytes one artifact file.
 	MaxBodyBytes int64
 	MaxBlobBytes int64
+	// EgressAllow lists the networks model servers may be reached on
+	// (default loopback only); metadata and link-local addresses are
+	// refused whatever it says.
+	EgressAllow []netip.Prefix
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -75,12 +83,31 @@ func Run(ctx context.Context, c Config, ready func(addr string)) error {
 		log.Info("created the first admin token; read it from this file (mode 0600) and keep it safe", "path", path)
 	}
 
-	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Clock: clk})
+	policy := &egress.Policy{Allow: c.EgressAllow}
+	if len(policy.Allow) == 0 {
+		policy = egress.Default()
+	}
+	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Clock: clk, Check: fleet.Check(policy)})
+	fl, err := fleet.Open(fleet.Config{
+		Manifests: reg, Blobs: blobs, Dir: filepath.Join(c.DataDir, "runtimes"), Log: log,
+		Factory: fleet.NewFactory(fleet.FactoryConfig{Policy: policy, Log: log}),
+	})
+	if err != nil {
+		return err
+	}
+	// Runtimes stop after the servers stopped sending them requests and
+	// before the store closes (defers run in reverse).
+	defer fl.Close(context.WithoutCancel(ctx))
+	deployments := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: fl, Clock: clk, Log: log})
+	if err := deployments.Restore(ctx); err != nil {
+		return fmt.Errorf("starting what is deployed: %w", err)
+	}
+
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var shuttingDown atomic.Bool
 	handler := api.New(api.Config{
-		Registry: reg, Tokens: tokens, Store: st, Blobs: blobs,
+		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
 		Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes,
 		Ready: func() bool { return !shuttingDown.Load() },

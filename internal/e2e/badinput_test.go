@@ -45,7 +45,7 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	src := t.TempDir()
 	file := filepath.Join(src, "model.json")
 	writeTree(t, src, map[string][]byte{"model.json": []byte(`{"learner":{}}`)})
-	c.ok("version", "push", "fraud", file, "--format", "xgboost-json")
+	c.ok("version", "push", "fraud", file, "--format", "process", "--set", serveCmd)
 	c.ok("alias", "set", "fraud", "champion", "1")
 
 	// A directory whose symlink points outside it.
@@ -63,7 +63,7 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	push := func(extra ...string) []string {
-		return append([]string{"version", "push", "fraud", file, "--format", "xgboost-json"}, extra...)
+		return append([]string{"version", "push", "fraud", file, "--format", "process", "--set", serveCmd}, extra...)
 	}
 
 	cases := []struct {
@@ -85,7 +85,12 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		{"alias rm wrong expect", []string{"alias", "rm", "fraud", "champion", "--expect", "2"}, []string{"expected 2"}},
 		{"negative expect", []string{"alias", "set", "fraud", "champion", "1", "--expect", "-1"}, []string{"--expect"}},
 		{"unknown format", push("--format", "bogus"), []string{`format "bogus" is not one of`}},
-		{"missing path", []string{"version", "push", "fraud", "--format", "xgboost-json"}, []string{"needs an artifact"}},
+		{"missing path", []string{"version", "push", "fraud", "--format", "process", "--set", serveCmd}, []string{"has no artifact"}},
+		{"xgboost without a path", []string{"version", "push", "fraud", "--format", "xgboost-json"}, []string{"needs an artifact"}},
+		{"xgboost model that is not XGBoost", []string{"version", "push", "fraud", file, "--format", "xgboost-json"}, []string{"version cannot run", "model file"}},
+		{"process without a port", []string{"version", "push", "fraud", file, "--format", "process", "--set", "command=serve"}, []string{"{port}"}},
+		{"external url to cloud metadata", []string{"version", "push", "fraud", "--format", "external", "--set", "url=http://169.254.169.254/", "--set", "protocol=oip-v2"}, []string{"169.254.169.254"}},
+		{"unknown runtime option", []string{"version", "push", "fraud", file, "--format", "process", "--set", serveCmd, "--set", "colour=red"}, []string{"colour"}},
 		{"metric not a number", push("--metric", "x=notanumber"), []string{`"notanumber" is not a number`}},
 		{"metric infinite", push("--metric", "x=Inf"), []string{"finite"}},
 		{"metric NaN", push("--metric", "x=NaN"), []string{"finite"}},
@@ -93,12 +98,12 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		{"dataset sha without uri", push("--dataset-sha256", datasetSHA), []string{"without a dataset URI"}},
 		{"bad commit", push("--commit", "not-hex"), []string{"code commit"}},
 		{"unknown parent", push("--parent", "9"), []string{"parent version 9", "not found"}},
-		{"push to unknown model", []string{"version", "push", "nope", file, "--format", "xgboost-json"}, []string{`model "nope"`, "not found"}},
-		{"nonexistent path", []string{"version", "push", "fraud", filepath.Join(src, "missing.json"), "--format", "xgboost-json"},
+		{"push to unknown model", []string{"version", "push", "nope", file, "--format", "process", "--set", serveCmd}, []string{`model "nope"`, "not found"}},
+		{"nonexistent path", []string{"version", "push", "fraud", filepath.Join(src, "missing.json"), "--format", "process", "--set", serveCmd},
 			[]string{filepath.Join(src, "missing.json"), "no such file"}},
-		{"symlink out of the artifact", []string{"version", "push", "fraud", escaping, "--format", "xgboost-json"},
+		{"symlink out of the artifact", []string{"version", "push", "fraud", escaping, "--format", "process", "--set", serveCmd},
 			[]string{`"sub/leak.txt"`, "outside the artifact"}},
-		{"symlink to a directory", []string{"version", "push", "fraud", dirLink, "--format", "xgboost-json"},
+		{"symlink to a directory", []string{"version", "push", "fraud", dirLink, "--format", "process", "--set", serveCmd},
 			[]string{`"alsosub"`}},
 		{"illegal state", []string{"version", "set-state", "fraud", "1", "retired"}, []string{`state "retired" is not one of`}},
 		{"illegal transition", []string{"version", "set-state", "fraud", "1", "archived"}, []string{`alias "champion"`}},

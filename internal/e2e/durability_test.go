@@ -36,7 +36,7 @@ func TestVerifyDetectsCorruption(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "artifact")
 	writeTree(t, dir, tree)
-	c.ok("version", "push", "fraud", dir, "--format", "xgboost-json")
+	c.ok("version", "push", "fraud", dir, "--format", "process", "--set", serveCmd)
 	c.ok("version", "verify", "fraud", "1")
 
 	// Same length, one bit flipped: only a re-hash can tell.
@@ -97,7 +97,7 @@ func TestCrashDuringUpload(t *testing.T) {
 	digest := writeRandomFile(t, path, size)
 
 	gated := srv.clientAt(startGatedProxy(t, srv.addr, crashGate), srv.token)
-	push := gated.start("version", "push", "big", path, "--format", "xgboost-json")
+	push := gated.start("version", "push", "big", path, "--format", "process", "--set", serveCmd)
 	waitForUpload(t, filepath.Join(dataDir, "artifacts", "tmp"), push)
 	srv.kill()
 	if r := push.wait(); r.code != 1 || !strings.Contains(r.stderr, `uploading "weights.bin"`) {
@@ -124,7 +124,7 @@ func TestCrashDuringUpload(t *testing.T) {
 	}
 
 	var v domain.Version
-	c.json(&v, "version", "push", "big", path, "--format", "xgboost-json")
+	c.json(&v, "version", "push", "big", path, "--format", "process", "--set", serveCmd)
 	if v.Number != 1 || v.ArtifactSize != size {
 		t.Fatalf("push after restart: %+v", v)
 	}
@@ -200,7 +200,7 @@ func TestGracefulShutdown(t *testing.T) {
 	c.ok("model", "create", "fraud", "--owner", "risk")
 	src := t.TempDir()
 	writeTree(t, src, map[string][]byte{"model.json": []byte(`{"learner":{}}`)})
-	c.ok("version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "xgboost-json")
+	c.ok("version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "process", "--set", serveCmd)
 	c.ok("alias", "set", "fraud", "champion", "1")
 	var before audit.Report
 	c.json(&before, "audit", "verify")
@@ -267,7 +267,7 @@ func TestAuditTamperDetected(t *testing.T) {
 	c.ok("model", "create", "fraud")
 	src := t.TempDir()
 	writeTree(t, src, map[string][]byte{"model.json": []byte(`{"learner":{}}`)})
-	c.ok("version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "xgboost-json")
+	c.ok("version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "process", "--set", serveCmd)
 	c.ok("alias", "set", "fraud", "champion", "1")
 	var rep audit.Report
 	c.json(&rep, "audit", "verify")

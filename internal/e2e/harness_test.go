@@ -530,3 +530,7 @@ func pseudoRandom(seed uint64, n int) []byte {
 	_, _ = rand.NewChaCha8(key).Read(b)
 	return b
 }
+
+// serveCmd is the runtime option of the process versions the tests push:
+// valid at push (the server never runs it here, nothing is deployed).
+const serveCmd = "command=model-server --port {port} --dir {artifact_dir}"

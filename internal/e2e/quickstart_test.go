@@ -64,14 +64,14 @@ func TestQuickstart(t *testing.T) {
 	single := []byte(`{"learner":{"gradient_booster":{"name":"gbtree"}},"version":[2,0,3]}`)
 	writeTree(t, src, map[string][]byte{"model.json": single})
 	var v1 domain.Version
-	c.json(&v1, "version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "xgboost-json",
+	c.json(&v1, "version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "process", "--set", serveCmd,
 		"--metric", "auc=0.91", "--metric", "logloss=0.25", "--label", "team=risk",
 		"--commit", "abcdef1234", "--dataset", "s3://data/train.parquet", "--dataset-sha256", datasetSHA,
-		"--param", "max_depth=6", "--param", "eta=0.1", "--set", "threads=2", "--framework", "xgboost==2.0.3")
-	if v1.Model != "fraud" || v1.Number != 1 || v1.Format != domain.FormatXGBoostJSON || v1.State != domain.StateRegistered ||
+		"--param", "max_depth=6", "--param", "eta=0.1", "--set", "env.THREADS=2", "--framework", "xgboost==2.0.3")
+	if v1.Model != "fraud" || v1.Number != 1 || v1.Format != domain.FormatProcess || v1.State != domain.StateRegistered ||
 		v1.ArtifactFiles != 1 || v1.ArtifactSize != int64(len(single)) || !strings.HasPrefix(v1.ArtifactDigest, "sha256:") ||
 		v1.Metrics["auc"] != 0.91 || v1.Metrics["logloss"] != 0.25 || v1.Labels["team"] != "risk" ||
-		v1.RuntimeConfig["threads"] != "2" || v1.CreatedBy != "admin" {
+		v1.RuntimeConfig["env.THREADS"] != "2" || v1.CreatedBy != "admin" {
 		t.Fatalf("push of a file: %+v", v1)
 	}
 	wantLineage := domain.Lineage{DatasetURI: "s3://data/train.parquet", DatasetSHA256: datasetSHA, CodeCommit: "abcdef1234",
@@ -91,7 +91,7 @@ func TestQuickstart(t *testing.T) {
 	treeDir := filepath.Join(t.TempDir(), "artifact")
 	writeTree(t, treeDir, tree)
 	var v2 domain.Version
-	c.json(&v2, "version", "push", "fraud", treeDir, "--format", "xgboost-json", "--parent", "1",
+	c.json(&v2, "version", "push", "fraud", treeDir, "--format", "process", "--set", serveCmd, "--parent", "1",
 		"--label", "team=risk", "--label", "stage=candidate", "--metric", "auc=0.93")
 	if v2.Number != 2 || v2.ArtifactFiles != len(tree) || v2.ArtifactSize != treeSize(tree) || v2.Lineage.ParentVersion != 1 ||
 		v2.ArtifactDigest == v1.ArtifactDigest {
@@ -197,8 +197,8 @@ func TestQuickstart(t *testing.T) {
 	}
 	assertBlobs(t, before, want)
 	var v3, v4 domain.Version
-	c.json(&v3, "version", "push", "fraud", treeDir, "--format", "xgboost-json")
-	c.json(&v4, "version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "xgboost-json")
+	c.json(&v3, "version", "push", "fraud", treeDir, "--format", "process", "--set", serveCmd)
+	c.json(&v4, "version", "push", "fraud", filepath.Join(src, "model.json"), "--format", "process", "--set", serveCmd)
 	if v3.Number != 3 || v3.ArtifactDigest != v2.ArtifactDigest || v4.Number != 4 || v4.ArtifactDigest != v1.ArtifactDigest {
 		t.Fatalf("re-push: v3 %+v, v4 %+v", v3, v4)
 	}

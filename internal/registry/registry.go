@@ -8,6 +8,7 @@ package registry
 
 import (
 	"context"
+	"io"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,13 +25,22 @@ type Config struct {
 	Store store.Store
 	Blobs artifact.Store
 	Clock clock.Clock
+	// Check, when set, refuses at push a version that could not run.
+	Check VersionCheck
 }
+
+// VersionCheck refuses, at push, a version that could not run: runtime
+// options its format does not take, an artifact its runtime cannot load.
+// read opens one of the version's files, whose blobs are already stored.
+// The runtimes live below the registry, so the check is passed in.
+type VersionCheck func(ctx context.Context, v domain.Version, m *artifact.Manifest, read func(ctx context.Context, f artifact.File) (io.ReadCloser, error)) error
 
 // Registry is the registry service.
 type Registry struct {
 	store store.Store
 	blobs artifact.Store
 	clock clock.Clock
+	check VersionCheck
 }
 
 // New returns a registry service.
@@ -38,7 +48,7 @@ func New(c Config) *Registry {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
-	return &Registry{store: c.Store, blobs: c.Blobs, clock: c.Clock}
+	return &Registry{store: c.Store, blobs: c.Blobs, clock: c.Clock, check: c.Check}
 }
 
 // Subjects name what an audit entry is about; listing by a subject also

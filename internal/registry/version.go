@@ -64,6 +64,20 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 		}
 	}
 	if p.Manifest != nil {
+		if err := r.checkBlobs(ctx, *p.Manifest); err != nil {
+			return domain.Version{}, err
+		}
+	}
+	if r.check != nil {
+		read := func(ctx context.Context, f artifact.File) (io.ReadCloser, error) {
+			rc, _, err := r.blobs.Open(ctx, f.Digest())
+			return rc, err
+		}
+		if err := r.check(ctx, v, p.Manifest, read); err != nil {
+			return domain.Version{}, fmt.Errorf("version cannot run: %w", err)
+		}
+	}
+	if p.Manifest != nil {
 		digest, err := r.storeManifest(ctx, *p.Manifest)
 		if err != nil {
 			return domain.Version{}, err
@@ -94,22 +108,27 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 	return v, nil
 }
 
+// checkBlobs makes sure every file of the manifest was uploaded whole.
+func (r *Registry) checkBlobs(ctx context.Context, m artifact.Manifest) error {
+	for _, f := range m.Files {
+		size, err := r.blobs.Stat(ctx, f.Digest())
+		if errors.Is(err, domain.ErrNotFound) {
+			return fmt.Errorf("artifact file %q (%s) was not uploaded; upload its blob before registering the version: %w", f.Path, f.Digest(), domain.ErrPrecondition)
+		}
+		if err != nil {
+			return err
+		}
+		if size != f.Size {
+			return fmt.Errorf("artifact file %q: stored blob has %d bytes, manifest says %d: %w", f.Path, size, f.Size, domain.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func (r *Registry) storeManifest(ctx context.Context, m artifact.Manifest) (string, error) {
 	canon, err := m.Canonical()
 	if err != nil {
 		return "", err
-	}
-	for _, f := range m.Files {
-		size, err := r.blobs.Stat(ctx, f.Digest())
-		if errors.Is(err, domain.ErrNotFound) {
-			return "", fmt.Errorf("artifact file %q (%s) was not uploaded; upload its blob before registering the version: %w", f.Path, f.Digest(), domain.ErrPrecondition)
-		}
-		if err != nil {
-			return "", err
-		}
-		if size != f.Size {
-			return "", fmt.Errorf("artifact file %q: stored blob has %d bytes, manifest says %d: %w", f.Path, size, f.Size, domain.ErrInvalid)
-		}
 	}
 	digest := artifact.DigestOf(canon)
 	if _, err := r.blobs.Put(ctx, digest, int64(len(canon)), bytes.NewReader(canon)); err != nil {
