@@ -32,11 +32,22 @@ fuzz: ## Run every fuzz target for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePath$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckToken$$' -fuzztime 30s ./internal/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 30s ./internal/runtime/xgboost
+	$(GO) test -run '^$$' -fuzz '^FuzzFloat64s$$' -fuzztime 30s ./internal/runtime/oip
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime 30s ./internal/runtime/egress
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitCommand$$' -fuzztime 30s ./internal/runtime
 
 .PHONY: bench
-bench: ## Run the benchmarks behind docs/performance.md (takes a few minutes, needs ~2 GiB of disk)
+bench: bench-deps ## Run the benchmarks behind docs/performance.md (a few minutes, ~2 GiB of disk)
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/store/sqlstore
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/api
 	./bench/ingest.sh
+	./bench/xgboost.sh
+
+.PHONY: bench-deps
+bench-deps: ## Install what the benchmarks compare against (Debian's XGBoost, bc)
+	@if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null || ! command -v bc >/dev/null; then \
+		apt-get update && apt-get install -y python3-xgboost python3-sklearn python3-pandas bc; fi
 
 .PHONY: lint
 lint: ## gofmt and go vet
