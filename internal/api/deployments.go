@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/metrics"
 	"github.com/slipway-ml/slipway/internal/store"
 )
 
@@ -88,5 +89,33 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeList(w, sts, next)
+	return nil
+}
+
+// LiveMetrics reads the gateway's sliding windows per served version.
+type LiveMetrics interface {
+	Snapshot(model, env string) []metrics.VersionWindows
+}
+
+// DeploymentMetrics is the answer of GET …/deployments/{env}/metrics.
+type DeploymentMetrics struct {
+	Model       string                   `json:"model"`
+	Environment string                   `json:"environment"`
+	Versions    []metrics.VersionWindows `json:"versions"`
+}
+
+func (s *Server) deploymentMetrics(w http.ResponseWriter, r *http.Request) error {
+	model, env := r.PathValue("model"), r.PathValue("env")
+	if _, err := s.deployments.Get(r.Context(), model, env); err != nil {
+		return err
+	}
+	var vs []metrics.VersionWindows
+	if s.live != nil {
+		vs = s.live.Snapshot(model, env)
+	}
+	if vs == nil {
+		vs = []metrics.VersionWindows{}
+	}
+	writeJSON(w, http.StatusOK, DeploymentMetrics{Model: model, Environment: env, Versions: vs})
 	return nil
 }

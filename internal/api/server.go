@@ -29,6 +29,8 @@ import (
 type Config struct {
 	Registry    *registry.Registry
 	Deployments *deployment.Service
+	// LiveMetrics are the gateway's in-process windows per version.
+	LiveMetrics LiveMetrics
 	Tokens      *auth.Tokens
 	Store       store.Store
 	Blobs       artifact.Store
@@ -49,6 +51,7 @@ type Config struct {
 type Server struct {
 	reg         *registry.Registry
 	deployments *deployment.Service
+	live        LiveMetrics
 	tokSvc      *auth.Tokens
 	tokens      auth.TokenReader
 	store       store.Store
@@ -77,7 +80,7 @@ func New(c Config) *Server {
 		c.Ready = func() bool { return true }
 	}
 	s := &Server{
-		reg: c.Registry, deployments: c.Deployments, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
+		reg: c.Registry, deployments: c.Deployments, live: c.LiveMetrics, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
 		log: c.Log, metrics: newMetrics(c.Metrics), maxBody: c.MaxBodyBytes, maxBlob: c.MaxBlobBytes,
 		ready: c.Ready, gatherer: c.Gatherer,
 	}
@@ -148,6 +151,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/models/{model}/deployments/{env}", domain.RoleViewer, s.getDeployment},
 		{"PUT /api/v1/models/{model}/deployments/{env}", domain.RoleDeployer, s.deploy},
 		{"PUT /api/v1/models/{model}/deployments/{env}/traffic", domain.RoleDeployer, s.setTraffic},
+		{"GET /api/v1/models/{model}/deployments/{env}/metrics", domain.RoleViewer, s.deploymentMetrics},
 
 		{"GET /api/v1/audit", domain.RoleViewer, s.listAudit},
 		{"GET /api/v1/audit/verify", domain.RoleViewer, s.verifyAudit},

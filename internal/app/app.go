@@ -24,6 +24,8 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/gateway"
+	"github.com/slipway-ml/slipway/internal/metrics"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/runtime/egress"
 	"github.com/slipway-ml/slipway/internal/runtime/fleet"
@@ -35,8 +37,11 @@ type Config struct {
 	// DataDir holds the SQLite state file, the artifact folder and the
 	// first admin token.
 	DataDir string
-	// Addr is the API listen address.
-	Addr string
+	// Addr is the API listen address; GatewayAddr the inference gateway's.
+	Addr        string
+	GatewayAddr string
+	// Version is the binary's version, reported by the gateway.
+	Version string
 	// MaxBodyBytes caps JSON request bodies; MaxBlobBytes one artifact file.
 	MaxBodyBytes int64
 	MaxBlobBytes int64
@@ -52,7 +57,7 @@ type Config struct {
 // Run starts the control plane and blocks until ctx ends, then shuts down
 // gracefully. ready, when not nil, receives the bound address once the
 // server accepts connections.
-func Run(ctx context.Context, c Config, ready func(addr string)) error {
+func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -105,29 +110,35 @@ func Run(ctx context.Context, c Config, ready func(addr string)) error {
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	live := metrics.New(promReg, clk)
 	var shuttingDown atomic.Bool
-	handler := api.New(api.Config{
+	apiHandler := api.New(api.Config{
 		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
-		Metrics: promReg, Gatherer: promReg, Log: log,
+		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes,
 		Ready: func() bool { return !shuttingDown.Load() },
 	})
+	gw := gateway.New(gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version})
 
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", c.Addr, err)
+	servers := []*listener{
+		{name: "api", addr: c.Addr, handler: apiHandler},
+		{name: "gateway", addr: c.GatewayAddr, handler: gw},
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	serveErr := make(chan error, len(servers))
+	for _, l := range servers {
+		if err := l.listen(log); err != nil {
+			for _, started := range servers {
+				if started.srv != nil {
+					started.srv.Close()
+				}
+			}
+			return err
+		}
+		go func() { serveErr <- l.serve() }()
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("slipway server listening", "addr", ln.Addr().String(), "data_dir", c.DataDir)
+	log.Info("slipway server listening", "addr", servers[0].bound, "gateway_addr", servers[1].bound, "data_dir", c.DataDir)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(Addrs{API: servers[0].bound, Gateway: servers[1].bound})
 	}
 
 	select {
@@ -139,9 +150,49 @@ func Run(ctx context.Context, c Config, ready func(addr string)) error {
 	shuttingDown.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown did not finish cleanly", "err", err)
+	for _, l := range servers {
+		if err := l.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("shutdown did not finish in time; closing connections", "server", l.name, "err", err.Error())
+			l.srv.Close()
+		}
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// Addrs are the addresses the servers bound (useful with port 0).
+type Addrs struct {
+	API     string
+	Gateway string
+}
+
+// listener is one HTTP server of the process.
+type listener struct {
+	name, addr string
+	handler    http.Handler
+	ln         net.Listener
+	srv        *http.Server
+	bound      string
+}
+
+func (l *listener) listen(log *slog.Logger) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
+	}
+	l.ln, l.bound = ln, ln.Addr().String()
+	l.srv = &http.Server{
+		Handler:           l.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+func (l *listener) serve() error {
+	if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", l.name, err)
+	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 type ServerOptions struct {
 	DataDir         string
 	Addr            string
+	GatewayAddr     string
 	MaxBodyBytes    int64
 	MaxBlobBytes    int64
 	ShutdownTimeout time.Duration
@@ -50,6 +51,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.DataDir, "data-dir", envOr("SLIPWAY_DATA_DIR", ".slipway"), "folder for state, artifacts and the first admin token (env SLIPWAY_DATA_DIR)")
 	f.StringVar(&c.Addr, "addr", envOr("SLIPWAY_LISTEN", "127.0.0.1:8700"), "API listen address (env SLIPWAY_LISTEN)")
+	f.StringVar(&c.GatewayAddr, "gateway-addr", envOr("SLIPWAY_GATEWAY_LISTEN", "127.0.0.1:8080"), "inference gateway listen address: Open Inference Protocol v2 and OpenAI (env SLIPWAY_GATEWAY_LISTEN)")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest JSON request body accepted")
 	f.Int64Var(&c.MaxBlobBytes, "max-artifact-file-bytes", 64<<30, "largest single artifact file accepted")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")

@@ -31,6 +31,12 @@ type RouteVersion struct {
 	// UpstreamModel is the name the endpoint knows the model by (for
 	// remote servers whose name differs from slipway's).
 	UpstreamModel string
+	// PricePerMTokPrompt and PricePerMTokCompletion are what a million
+	// prompt and completion tokens of this version cost, in the
+	// deployment's currency units; the gateway turns OpenAI usage into
+	// cost with them. Zero means free (or unpriced).
+	PricePerMTokPrompt     float64
+	PricePerMTokCompletion float64
 }
 
 // Lookup returns the route of a model in an environment, or nil.

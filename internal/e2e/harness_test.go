@@ -96,6 +96,8 @@ type server struct {
 	t       *testing.T
 	dataDir string
 	addr    string
+	// gateway is the inference gateway's address.
+	gateway string
 	// token is the first admin token, read from <data-dir>/admin.token.
 	token  string
 	cmd    *exec.Cmd
@@ -113,7 +115,7 @@ func startServer(t *testing.T, dataDir string) *server {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	s := &server{t: t, dataDir: dataDir, log: newLogBuffer(), exited: make(chan struct{})}
-	s.cmd = exec.Command(slipwayBin, "server", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "20s")
+	s.cmd = exec.Command(slipwayBin, "server", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "20s")
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
@@ -137,7 +139,8 @@ func startServer(t *testing.T, dataDir string) *server {
 	deadline := time.NewTimer(startDeadline)
 	defer deadline.Stop()
 	select {
-	case s.addr = <-s.log.listening:
+	case rec := <-s.log.listening:
+		s.addr, s.gateway = rec.Addr, rec.GatewayAddr
 	case <-s.exited:
 		t.Fatalf("slipway server exited before listening (code %d):\n%s", s.cmd.ProcessState.ExitCode(), s.log)
 	case <-deadline.C:
@@ -229,11 +232,11 @@ type logBuffer struct {
 	mu        sync.Mutex
 	all       bytes.Buffer
 	partial   []byte
-	listening chan string
+	listening chan logRecord
 	announced bool
 }
 
-func newLogBuffer() *logBuffer { return &logBuffer{listening: make(chan string, 1)} }
+func newLogBuffer() *logBuffer { return &logBuffer{listening: make(chan logRecord, 1)} }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -248,7 +251,7 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 		var rec logRecord
 		if json.Unmarshal(l.partial[:i], &rec) == nil && rec.Msg == "slipway server listening" && !l.announced {
 			l.announced = true
-			l.listening <- rec.Addr
+			l.listening <- rec
 		}
 		l.partial = l.partial[i+1:]
 	}
@@ -274,6 +277,8 @@ type logRecord struct {
 	Level string `json:"level"`
 	Msg   string `json:"msg"`
 	Addr  string `json:"addr"`
+	// GatewayAddr is in the "listening" line.
+	GatewayAddr string `json:"gateway_addr"`
 }
 
 // records returns every JSON log line; other lines are skipped.

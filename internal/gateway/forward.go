@@ -1,0 +1,253 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"syscall"
+	"time"
+
+	"github.com/slipway-ml/slipway/internal/runtime"
+	"github.com/slipway-ml/slipway/internal/runtime/egress"
+)
+
+// errUpstreamTimeout is the cause of a cancelled upstream call when the
+// upstream was silent for longer than the timeout.
+var errUpstreamTimeout = errors.New("upstream timed out")
+
+// readBody reads the request body up to the cap, answering 413 above it.
+func (x *exchange) readBody() ([]byte, bool) {
+	max := x.g.maxBody
+	if x.r.ContentLength > max {
+		x.tooLarge()
+		return nil, false
+	}
+	var buf bytes.Buffer
+	if x.r.ContentLength > 0 {
+		buf.Grow(int(x.r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(x.w.ResponseWriter, x.r.Body, max))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			x.tooLarge()
+			return nil, false
+		}
+		if x.r.Context().Err() != nil {
+			x.status = 499 // the caller went away
+			return nil, false
+		}
+		x.fail(http.StatusBadRequest, "invalid_body", fmt.Sprintf("reading the request body: %v", err))
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+func (x *exchange) tooLarge() {
+	x.fail(http.StatusRequestEntityTooLarge, "request_too_large",
+		fmt.Sprintf("request body is larger than the gateway's limit of %d bytes", x.g.maxBody))
+}
+
+// target says where one request goes once its version is chosen.
+type target struct {
+	// handlerPath is the path an in-process handler sees.
+	handlerPath string
+	// upstreamPath and upstreamRawPath are appended to a remote
+	// endpoint's base URL path (raw: escaped form, "" when the same).
+	upstreamPath, upstreamRawPath string
+	body                          []byte // nil for requests without one
+	// stream flushes every chunk as it arrives (OpenAI answers).
+	stream bool
+	// modifyResponse, when set, may rewrite a remote answer before the
+	// client sees it.
+	modifyResponse func(*http.Response) error
+}
+
+// forward sends the request to the chosen version and writes its answer
+// to w: in process when the endpoint has a handler, else through a
+// reverse proxy with the endpoint's transport.
+func (x *exchange) forward(w http.ResponseWriter, t target) {
+	ep := x.version.Endpoint
+	if ep.Handler != nil {
+		x.forwardInProcess(w, ep, t)
+		return
+	}
+	if ep.URL == nil || ep.Transport == nil {
+		x.fail(http.StatusBadGateway, "upstream_error", fmt.Sprintf("version %d of model %q has no endpoint to reach", x.version.Version, x.model))
+		return
+	}
+	x.forwardRemote(w, ep, t)
+}
+
+// outboundHeaders sets what every forwarded request carries and drops what
+// must not leave the gateway: the caller's credentials belong to the
+// gateway, not to model servers (a remote server's own credentials are the
+// endpoint transport's business), and compression is left to the hop.
+func (x *exchange) outboundHeaders(h http.Header) {
+	h.Set(HeaderRequestID, x.id)
+	h.Set(HeaderTraceparent, x.traceparent)
+	h.Del(HeaderEnvironment)
+	h.Del("Authorization")
+	h.Del("Cookie")
+	h.Del("Accept-Encoding")
+}
+
+func (x *exchange) forwardInProcess(w http.ResponseWriter, ep runtime.Endpoint, t target) {
+	ctx, cancel := context.WithTimeout(x.r.Context(), x.g.timeout)
+	defer cancel()
+	in := x.r.Clone(ctx)
+	in.URL.Path, in.URL.RawPath = t.handlerPath, ""
+	in.RequestURI = in.URL.RequestURI()
+	in.Pattern = ""
+	setBody(in, t.body)
+	x.outboundHeaders(in.Header)
+	ep.Handler.ServeHTTP(w, in)
+}
+
+func setBody(r *http.Request, body []byte) {
+	r.TransferEncoding = nil
+	r.ContentLength = int64(len(body))
+	if body == nil {
+		r.Body, r.GetBody = http.NoBody, nil
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t target) {
+	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), x.g.timeout)
+	defer cancel(nil)
+	defer timer.Stop()
+
+	in := x.r.WithContext(ctx)
+	setBody(in, t.body)
+	base := ep.URL
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			u := pr.Out.URL
+			u.Scheme, u.Host, u.User = base.Scheme, base.Host, base.User
+			u.Path = joinPath(base.Path, t.upstreamPath)
+			u.RawPath = ""
+			if t.upstreamRawPath != "" || base.RawPath != "" {
+				u.RawPath = joinPath(base.EscapedPath(), orPath(t.upstreamRawPath, t.upstreamPath))
+			}
+			pr.Out.Host = ""
+			x.outboundHeaders(pr.Out.Header)
+			pr.SetXForwarded()
+		},
+		Transport: ep.Transport,
+		ModifyResponse: func(resp *http.Response) error {
+			// Headers are in: from now on the timeout bounds each pause
+			// between body chunks.
+			timer.Reset(x.g.timeout)
+			resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, d: x.g.timeout}
+			if t.modifyResponse != nil {
+				return t.modifyResponse(resp)
+			}
+			return nil
+		},
+		ErrorHandler: x.upstreamError,
+		ErrorLog:     log.New(slogWriter{x.g.log}, "", 0),
+	}
+	if t.stream {
+		proxy.FlushInterval = -1
+	}
+	// Runs on the way out, also when ReverseProxy aborts a cut-off answer
+	// with http.ErrAbortHandler: name the cause for metrics and logs.
+	defer func() {
+		if x.w.status == 0 || x.status != 0 {
+			return
+		}
+		switch {
+		case x.r.Context().Err() != nil:
+			x.status = 499
+		case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+			x.status = http.StatusGatewayTimeout // fell silent mid-answer
+		}
+	}()
+	proxy.ServeHTTP(w, in)
+}
+
+func orPath(raw, p string) string {
+	if raw != "" {
+		return raw
+	}
+	return p
+}
+
+// upstreamError answers a failed upstream call: 504 when the upstream was
+// silent past the timeout, 502 for anything else it did wrong, nothing
+// (logged as 499) when the caller went away first.
+func (x *exchange) upstreamError(_ http.ResponseWriter, r *http.Request, err error) {
+	attrs := []any{"request_id", x.id, "model", x.model, "version", x.version.Version, "environment", x.env, "error", err}
+	switch {
+	case errors.Is(context.Cause(r.Context()), errUpstreamTimeout):
+		x.g.log.WarnContext(r.Context(), "upstream timed out", attrs...)
+		x.fail(http.StatusGatewayTimeout, "upstream_timeout",
+			fmt.Sprintf("version %d of model %q did not answer within %s", x.version.Version, x.model, x.g.timeout))
+	case x.r.Context().Err() != nil:
+		x.status = 499 // client closed the request
+	default:
+		x.g.log.WarnContext(r.Context(), "upstream failed", attrs...)
+		x.fail(http.StatusBadGateway, "upstream_error",
+			fmt.Sprintf("version %d of model %q failed: %s", x.version.Version, x.model, upstreamReason(err)))
+	}
+}
+
+// upstreamReason says what went wrong without repeating internal
+// addresses to the caller; the full error is in the log.
+func upstreamReason(err error) string {
+	switch {
+	case errors.Is(err, egress.ErrRefused):
+		return "its address is refused by the egress policy"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the server closed the connection without a complete answer"
+	case errors.Is(err, errAnswerTooLarge):
+		return "its answer is too large to rewrite"
+	default:
+		return "the server's answer is not valid HTTP or the connection failed"
+	}
+}
+
+// idleBody resets the upstream timer whenever the upstream sends data, so
+// the timeout bounds silence, not the length of a stream.
+type idleBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	return n, err
+}
+
+// slogWriter sends ReverseProxy's own log lines to the gateway's logger.
+type slogWriter struct{ log *slog.Logger }
+
+func (s slogWriter) Write(p []byte) (int, error) {
+	s.log.Warn("reverse proxy", "message", string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
+
+// upstreamTimeoutContext returns a context cancelled with errUpstreamTimeout
+// once the timer it also returns fires; callers reset the timer whenever
+// the upstream shows progress and stop it when done.
+func upstreamTimeoutContext(parent context.Context, d time.Duration) (context.Context, *time.Timer, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t := time.AfterFunc(d, func() { cancel(errUpstreamTimeout) })
+	return ctx, t, cancel
+}

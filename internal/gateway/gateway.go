@@ -1,0 +1,412 @@
+// Package gateway is slipway's data plane: the one stable inference endpoint
+// applications call. It speaks the Open Inference Protocol v2 (/v2/...) and
+// the OpenAI API (/v1/...), picks the environment and the served version of
+// each request from the routing table the deployment service publishes,
+// forwards the request to that version — an in-process handler or a remote
+// server through the version's egress-checked transport — and records
+// per-version metrics for every request it routes.
+//
+// Environment rule: a request is served by the environment named in its
+// X-Slipway-Environment header when present (it must be a valid name, or
+// the answer is 400), otherwise by Config.DefaultEnvironment ("production").
+//
+// The hot path takes no lock of its own: the routing table is read through
+// RouteSource (an atomic load in the deployment service) and the only
+// mutex taken is the metrics series one. The gateway reads routes and
+// writes metrics; it never imports stores, the registry or the controller.
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/metrics"
+)
+
+// Headers the gateway reads or writes.
+const (
+	// HeaderEnvironment picks the environment of a request.
+	HeaderEnvironment = "X-Slipway-Environment"
+	// HeaderVersion names the version that answered.
+	HeaderVersion   = "X-Slipway-Version"
+	HeaderRequestID = "X-Request-ID"
+	// HeaderTraceparent is W3C trace context, passed through or created.
+	HeaderTraceparent = "traceparent"
+)
+
+// RouteSource gives the current routing table; implementations publish
+// immutable tables through an atomic pointer, so Routes is one load. Nil
+// means no table has been loaded yet.
+type RouteSource interface {
+	Routes() *deployment.Table
+}
+
+// Config wires a Gateway.
+type Config struct {
+	Routes  RouteSource
+	Metrics *metrics.Recorder // a private recorder when nil
+	Log     *slog.Logger      // slog.Default when nil
+	// DefaultEnvironment serves requests without an environment header
+	// (default "production").
+	DefaultEnvironment string
+	// MaxBodyBytes caps request bodies (default 8 MiB); larger ones get 413.
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds the wait for a remote version's response
+	// headers and every pause between its body chunks (default 30 s); a
+	// stream that keeps sending is not cut off.
+	UpstreamTimeout time.Duration
+	// Rand returns a uniform integer in [0, n) for the weighted pick. It
+	// must be safe for concurrent use; tests pass a seeded source.
+	// Default math/rand/v2.IntN.
+	Rand func(n int) int
+	// ServerVersion is reported by GET /v2 (default "dev").
+	ServerVersion string
+}
+
+// Gateway serves inference requests. It is safe for concurrent use.
+type Gateway struct {
+	routes     RouteSource
+	metrics    *metrics.Recorder
+	log        *slog.Logger
+	defaultEnv string
+	maxBody    int64
+	timeout    time.Duration
+	rand       func(int) int
+	version    string
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// New builds a gateway, filling defaults.
+func New(c Config) *Gateway {
+	if c.Metrics == nil {
+		c.Metrics = metrics.New(nil, nil)
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.DefaultEnvironment == "" {
+		c.DefaultEnvironment = "production"
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 8 << 20
+	}
+	if c.UpstreamTimeout <= 0 {
+		c.UpstreamTimeout = 30 * time.Second
+	}
+	if c.Rand == nil {
+		c.Rand = mrand.IntN
+	}
+	if c.ServerVersion == "" {
+		c.ServerVersion = "dev"
+	}
+	return &Gateway{
+		routes: c.Routes, metrics: c.Metrics, log: c.Log, defaultEnv: c.DefaultEnvironment,
+		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
+	}
+}
+
+// table returns the current routing table, or nil before the first load.
+func (g *Gateway) table() *deployment.Table {
+	if g.routes == nil {
+		return nil
+	}
+	return g.routes.Routes()
+}
+
+// apiKind says which protocol's error body a request gets.
+type apiKind uint8
+
+const (
+	apiOIP apiKind = iota
+	apiOpenAI
+)
+
+// exchange is the state of one request as it moves through the gateway.
+type exchange struct {
+	g           *Gateway
+	w           *responseWriter
+	r           *http.Request
+	id          string
+	traceparent string
+	start       time.Time
+	api         apiKind
+	quiet       bool // health probes log at debug level
+
+	// Set once a version is chosen.
+	env     string
+	model   string
+	route   *deployment.Route
+	version *deployment.RouteVersion
+	done    func() // ends the in-flight count
+	// status overrides the written status in metrics and logs (499 for a
+	// caller that went away, 502 for a stream an upstream cut off).
+	status int
+	usage  *usageTap
+}
+
+// ServeHTTP routes one request: request ID and trace context, the endpoint,
+// then metrics and one access-log line.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{g: g, r: r, start: time.Now()}
+	x.id = r.Header.Get(HeaderRequestID)
+	if !validRequestID(x.id) {
+		x.id = newRequestID()
+	}
+	x.traceparent = r.Header.Get(HeaderTraceparent)
+	if !validTraceparent(x.traceparent) {
+		x.traceparent = newTraceparent()
+	}
+	x.w = &responseWriter{ResponseWriter: w, x: x}
+	w.Header().Set(HeaderRequestID, x.id)
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		x.api = apiOpenAI
+	}
+	defer x.finish()
+	g.dispatch(x)
+}
+
+// finish runs after every request: it turns a panic into a 500, records
+// metrics and writes the access log.
+func (x *exchange) finish() {
+	p := recover()
+	if p != nil && p != http.ErrAbortHandler {
+		x.g.log.ErrorContext(x.r.Context(), "panic serving inference request", "request_id", x.id, "panic", fmt.Sprint(p))
+		if x.w.status == 0 {
+			x.fail(http.StatusInternalServerError, "internal_error", "the gateway failed while serving this request")
+		}
+	}
+	if p == http.ErrAbortHandler && x.status == 0 {
+		x.status = http.StatusBadGateway // the upstream broke off mid-answer
+	}
+	status := x.status
+	if status == 0 {
+		status = x.w.status
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	d := time.Since(x.start)
+	ver := 0
+	if x.version != nil {
+		ver = x.version.Version
+		key := metrics.Key{Model: x.model, Environment: x.env, Version: ver}
+		x.g.metrics.Observe(key, status, d)
+		if x.usage != nil {
+			if p, c, ok := x.usage.result(); ok {
+				x.g.metrics.ObserveTokens(key, p, c, metrics.Price{
+					PerMTokPrompt:     x.version.PricePerMTokPrompt,
+					PerMTokCompletion: x.version.PricePerMTokCompletion,
+				})
+			}
+		}
+		x.done()
+	} else if !x.quiet {
+		x.g.metrics.ObserveUnrouted(status)
+	}
+	level := slog.LevelInfo
+	if x.quiet {
+		level = slog.LevelDebug
+	}
+	x.g.log.LogAttrs(x.r.Context(), level, "inference request",
+		slog.String("request_id", x.id), slog.String("method", x.r.Method),
+		slog.String("path", x.r.URL.Path), slog.Int("status", status),
+		slog.Int64("bytes", x.w.bytes), slog.Duration("duration", d),
+		slog.String("model", x.model), slog.Int("version", ver),
+		slog.String("environment", x.env), slog.String("trace_id", traceID(x.traceparent)))
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+}
+
+// dispatch matches the path. Paths are matched by hand rather than with
+// http.ServeMux so that every miss, including a wrong method, gets the
+// protocol's own error body.
+func (g *Gateway) dispatch(x *exchange) {
+	p := x.r.URL.Path
+	switch {
+	case p == "/v2/health/live":
+		x.quiet = true
+		if x.allow(http.MethodGet, http.MethodHead) {
+			writeJSON(x.w, http.StatusOK, map[string]bool{"live": true})
+		}
+	case p == "/v2/health/ready":
+		x.quiet = true
+		if x.allow(http.MethodGet, http.MethodHead) {
+			g.serveReady(x)
+		}
+	case p == "/v2" || p == "/v2/":
+		if x.allow(http.MethodGet) {
+			writeJSON(x.w, http.StatusOK, serverMetadata{Name: "slipway", Version: g.version, Extensions: []string{}})
+		}
+	case strings.HasPrefix(p, "/v2/models/"):
+		g.serveOIPModel(x, strings.TrimPrefix(p, "/v2/models/"))
+	case p == "/v1/models":
+		if x.allow(http.MethodGet) {
+			g.serveOpenAIModels(x)
+		}
+	case strings.HasPrefix(p, "/v1/models/"):
+		if x.allow(http.MethodGet) {
+			g.serveOpenAIModel(x, strings.TrimPrefix(p, "/v1/models/"))
+		}
+	case p == "/v1/chat/completions" || p == "/v1/completions" || p == "/v1/embeddings":
+		if x.allow(http.MethodPost) {
+			g.serveOpenAI(x)
+		}
+	default:
+		x.fail(http.StatusNotFound, "not_found", fmt.Sprintf("no inference endpoint at %s %s; see /v2 (Open Inference Protocol) and /v1 (OpenAI)", x.r.Method, truncate(p, 120)))
+	}
+}
+
+// allow answers 405 unless the request uses one of methods.
+func (x *exchange) allow(methods ...string) bool {
+	for _, m := range methods {
+		if x.r.Method == m {
+			return true
+		}
+	}
+	x.w.Header().Set("Allow", strings.Join(methods, ", "))
+	x.fail(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s does not take %s; use %s", x.r.URL.Path, x.r.Method, strings.Join(methods, " or ")))
+	return false
+}
+
+// environment applies the environment rule; it answers 400 and returns
+// false for an invalid header.
+func (x *exchange) environment() bool {
+	env := x.r.Header.Get(HeaderEnvironment)
+	if env == "" {
+		x.env = x.g.defaultEnv
+		return true
+	}
+	if err := domain.ValidateName("environment", env); err != nil {
+		x.fail(http.StatusBadRequest, "invalid_environment", fmt.Sprintf("header %s: %v", HeaderEnvironment, err))
+		return false
+	}
+	x.env = env
+	return true
+}
+
+// resolve finds the version that serves a request for model: the pinned
+// one when pin is set, else a weighted pick. It answers the error itself
+// and returns false when there is none.
+func (x *exchange) resolve(model, pin string) bool {
+	if !x.environment() {
+		return false
+	}
+	t := x.g.table()
+	if t == nil {
+		x.fail(http.StatusServiceUnavailable, "not_ready", "the gateway has not loaded its routing table yet; retry shortly")
+		return false
+	}
+	route := t.Lookup(model, x.env)
+	if route == nil {
+		x.fail(http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q is not served in environment %q", truncate(model, 80), x.env))
+		return false
+	}
+	var rv *deployment.RouteVersion
+	if pin != "" {
+		n, err := strconv.Atoi(pin)
+		if err != nil || n < 1 {
+			x.fail(http.StatusBadRequest, "invalid_version", fmt.Sprintf("version %q is not a version number (1, 2, 3 …)", truncate(pin, 40)))
+			return false
+		}
+		if rv = route.Version(n); rv == nil {
+			x.fail(http.StatusNotFound, "version_not_served", fmt.Sprintf("version %d of model %q is not served in environment %q; served versions: %s", n, model, x.env, servedList(route)))
+			return false
+		}
+	} else if rv = route.Pick(x.g.rand(100)); rv == nil {
+		x.fail(http.StatusServiceUnavailable, "no_traffic", fmt.Sprintf("no version of model %q takes traffic in environment %q (served versions: %s)", model, x.env, servedList(route)))
+		return false
+	}
+	x.model, x.route, x.version = model, route, rv
+	x.done = x.g.metrics.InFlight(metrics.Key{Model: model, Environment: x.env, Version: rv.Version})
+	return true
+}
+
+// servedList names a route's versions for error messages: "1, 2".
+func servedList(r *deployment.Route) string {
+	if len(r.Versions) == 0 {
+		return "none"
+	}
+	s := make([]string, len(r.Versions))
+	for i, v := range r.Versions {
+		s[i] = strconv.Itoa(v.Version)
+	}
+	return strings.Join(s, ", ")
+}
+
+// validRequestID accepts a caller's X-Request-ID when it is short and tame,
+// so it can be logged without escaping (the API's rule).
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validTraceparent checks a W3C traceparent header: version-traceid-
+// parentid-flags in lower-case hex, no all-zero ids, version ff invalid.
+// Versions above 00 may carry more fields after the first four.
+func validTraceparent(s string) bool {
+	if len(s) < 55 || (len(s) > 55 && (s[:2] == "00" || s[55] != '-')) {
+		return false
+	}
+	if s[2] != '-' || s[35] != '-' || s[52] != '-' || s[:2] == "ff" {
+		return false
+	}
+	return lowerHex(s[:2]) && lowerHex(s[3:35]) && lowerHex(s[36:52]) && lowerHex(s[53:55]) &&
+		s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// newTraceparent starts a trace for a request that arrived without one,
+// flagged sampled so that downstream servers keep what they record.
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	b[0] |= 1 // never all zero
+	b[16] |= 1
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+func traceID(tp string) string {
+	if len(tp) < 35 {
+		return ""
+	}
+	return tp[3:35]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

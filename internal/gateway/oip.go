@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/slipway-ml/slipway/internal/runtime"
+)
+
+// serverMetadata is the answer of GET /v2.
+type serverMetadata struct {
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Extensions []string `json:"extensions"`
+}
+
+// serveReady answers GET /v2/health/ready: ready once a routing table is
+// loaded. As the protocol says, 200 means ready and a 4xx means not.
+func (g *Gateway) serveReady(x *exchange) {
+	if g.table() == nil {
+		writeJSON(x.w, http.StatusBadRequest, map[string]bool{"ready": false})
+		return
+	}
+	writeJSON(x.w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+// oipCall is a parsed /v2/models/... path.
+type oipCall struct {
+	model, pin string
+	// suffix is "", "/ready" or "/infer".
+	suffix string
+}
+
+// parseOIPPath reads {name}[/versions/{v}][/ready|/infer].
+func parseOIPPath(rest string) (oipCall, bool) {
+	seg := strings.Split(rest, "/")
+	var c oipCall
+	if len(seg) == 0 || seg[0] == "" {
+		return c, false
+	}
+	c.model, seg = seg[0], seg[1:]
+	if len(seg) >= 2 && seg[0] == "versions" {
+		if seg[1] == "" {
+			return c, false
+		}
+		c.pin, seg = seg[1], seg[2:]
+	}
+	switch {
+	case len(seg) == 0:
+	case len(seg) == 1 && (seg[0] == "ready" || seg[0] == "infer"):
+		c.suffix = "/" + seg[0]
+	default:
+		return c, false
+	}
+	return c, true
+}
+
+// serveOIPModel answers model metadata, model readiness and inference.
+func (g *Gateway) serveOIPModel(x *exchange, rest string) {
+	c, ok := parseOIPPath(rest)
+	if !ok {
+		x.fail(http.StatusNotFound, "not_found", fmt.Sprintf("no inference endpoint at %s; model paths are /v2/models/{name}[/versions/{v}][/ready|/infer]", truncate(x.r.URL.Path, 120)))
+		return
+	}
+	method := http.MethodGet
+	if c.suffix == "/infer" {
+		method = http.MethodPost
+	}
+	if !x.allow(method) {
+		return
+	}
+	var body []byte
+	if c.suffix == "/infer" {
+		if body, ok = x.readBody(); !ok {
+			return
+		}
+	}
+	if !x.resolve(c.model, c.pin) {
+		return
+	}
+	ep := x.version.Endpoint
+	if ep.Protocol != "" && ep.Protocol != runtime.ProtocolOIP {
+		x.fail(http.StatusBadRequest, "wrong_protocol", fmt.Sprintf("version %d of model %q speaks %s, not the Open Inference Protocol; call it through /v1/", x.version.Version, c.model, ep.Protocol))
+		return
+	}
+	upstream := x.version.UpstreamModel
+	if upstream == "" {
+		upstream = c.model
+	}
+	t := target{
+		handlerPath:  "/v2/models/" + c.model + "/versions/" + strconv.Itoa(x.version.Version) + c.suffix,
+		upstreamPath: "/v2/models/" + upstream + c.suffix,
+		body:         body,
+	}
+	if esc := url.PathEscape(upstream); esc != upstream {
+		t.upstreamRawPath = "/v2/models/" + esc + c.suffix
+	}
+	if c.suffix == "/infer" {
+		if ep.Handler == nil {
+			t.modifyResponse = x.rewriteInferResponse
+		}
+		x.forward(x.w, t)
+		return
+	}
+	// Metadata and readiness are small: hold them, then put slipway's
+	// name and versions in place of the runtime's.
+	buf := newBufferWriter(1 << 20)
+	x.forward(buf, t)
+	if x.w.status != 0 || buf.status == 0 {
+		return // failed and answered already, or nothing to send
+	}
+	if buf.over {
+		x.fail(http.StatusBadGateway, "upstream_error", fmt.Sprintf("version %d of model %q answered with more than 1 MiB of metadata", x.version.Version, c.model))
+		return
+	}
+	out := buf.body.Bytes()
+	if buf.status == http.StatusOK && isJSON(buf.header.Get("Content-Type")) {
+		out = x.rewriteMetadata(out, c.suffix == "")
+	}
+	buf.writeTo(x.w, out)
+}
+
+// rewriteMetadata replaces the runtime's model name with slipway's and, in
+// model metadata, the runtime's versions with the versions served here.
+// An answer that is not a JSON object passes unchanged.
+func (x *exchange) rewriteMetadata(body []byte, metadata bool) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return body
+	}
+	if _, ok := m["name"]; ok || metadata {
+		m["name"], _ = json.Marshal(x.model)
+	}
+	if metadata {
+		vs := make([]string, len(x.route.Versions))
+		for i, v := range x.route.Versions {
+			vs[i] = strconv.Itoa(v.Version)
+		}
+		m["versions"], _ = json.Marshal(vs)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return append(out, '\n')
+}
+
+// errAnswerTooLarge marks a remote answer too large to rewrite.
+var errAnswerTooLarge = errors.New("answer too large to rewrite")
+
+// maxRewrite caps a remote infer answer the gateway rewrites in memory.
+const maxRewrite = 64 << 20
+
+// rewriteInferResponse puts slipway's model name and version number in a
+// remote server's infer answer (model_name, model_version), which carry
+// the remote server's own names otherwise. Every other byte is kept.
+func (x *exchange) rewriteInferResponse(resp *http.Response) error {
+	if resp.StatusCode != http.StatusOK || !isJSON(resp.Header.Get("Content-Type")) {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewrite+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > maxRewrite {
+		return errAnswerTooLarge
+	}
+	_ = resp.Body.Close()
+	spans, err := topLevelFields(body, "model_name", "model_version")
+	if err == nil {
+		name, _ := json.Marshal(x.model)
+		ver, _ := json.Marshal(strconv.Itoa(x.version.Version))
+		body = splice(body, spans, [][]byte{name, ver})
+	}
+	// An answer that is not a JSON object passes unchanged.
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
