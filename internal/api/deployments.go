@@ -61,6 +61,29 @@ func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// PriceRequest is the body of PUT …/deployments/{env}/versions/{version}/price.
+type PriceRequest struct {
+	domain.Price
+	ExpectedRevision *int64 `json:"expected_revision,omitempty"`
+}
+
+func (s *Server) setPrice(w http.ResponseWriter, r *http.Request) error {
+	var req PriceRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || n < 1 {
+		return fmt.Errorf("version %q must be a version number: %w", r.PathValue("version"), domain.ErrInvalid)
+	}
+	d, err := s.deployments.SetPrice(r.Context(), actor(r), r.PathValue("model"), r.PathValue("env"), n, req.Price, req.ExpectedRevision)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.deployments.Get(r.Context(), r.PathValue("model"), r.PathValue("env"))
 	if err != nil {

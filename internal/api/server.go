@@ -152,6 +152,7 @@ func (s *Server) routes() []route {
 		{"PUT /api/v1/models/{model}/deployments/{env}", domain.RoleDeployer, s.deploy},
 		{"PUT /api/v1/models/{model}/deployments/{env}/traffic", domain.RoleDeployer, s.setTraffic},
 		{"GET /api/v1/models/{model}/deployments/{env}/metrics", domain.RoleViewer, s.deploymentMetrics},
+		{"PUT /api/v1/models/{model}/deployments/{env}/versions/{version}/price", domain.RoleDeployer, s.setPrice},
 
 		{"GET /api/v1/audit", domain.RoleViewer, s.listAudit},
 		{"GET /api/v1/audit/verify", domain.RoleViewer, s.verifyAudit},

@@ -50,3 +50,10 @@ func (c *Client) ListDeployments(ctx context.Context, model, env string, p Page)
 	var l api.List[deployment.Status]
 	return l, c.getJSON(ctx, "/api/v1/deployments", q, &l)
 }
+
+// SetPrice sets the token price of one served version.
+func (c *Client) SetPrice(ctx context.Context, model, env string, version int, price domain.Price) (domain.Deployment, error) {
+	var d domain.Deployment
+	return d, c.sendJSON(ctx, http.MethodPut, deploymentPath(model, env)+"/versions/"+strconv.Itoa(version)+"/price",
+		api.PriceRequest{Price: price}, &d)
+}

@@ -166,6 +166,32 @@ func newDeploymentCmd(g *globals) *cobra.Command {
 	list.Flags().StringVar(&listEnv, "env", "", "only this environment")
 	pageFlags(list, &p)
 	g.addOutput(list)
-	cmd.AddCommand(get, list)
+	var price domain.Price
+	var priceEnv string
+	setPrice := &cobra.Command{
+		Use:   "set-price MODEL VERSION --env ENV --prompt P --completion C",
+		Short: "Set what a served version's tokens cost (per million), for the gateway's cost metrics",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 {
+				return fmt.Errorf("version %q must be a version number", args[1])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			d, err := c.SetPrice(cmd.Context(), args[0], priceEnv, n, price)
+			if err != nil {
+				return err
+			}
+			return g.emit(d, plainTable(d))
+		},
+	}
+	setPrice.Flags().StringVar(&priceEnv, "env", "production", "environment")
+	setPrice.Flags().Float64Var(&price.PerMTokPrompt, "prompt", 0, "price per million prompt tokens")
+	setPrice.Flags().Float64Var(&price.PerMTokCompletion, "completion", 0, "price per million completion tokens")
+	g.addOutput(setPrice)
+	cmd.AddCommand(get, list, setPrice)
 	return cmd
 }

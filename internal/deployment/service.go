@@ -127,6 +127,16 @@ func (s *Service) change(ctx context.Context, actor, model, env string, served [
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A version that stays keeps its price.
+	if cur, err := s.cfg.Store.GetDeployment(ctx, model, env); err == nil {
+		for i := range d.Versions {
+			for _, old := range cur.Versions {
+				if old.Version == d.Versions[i].Version && d.Versions[i].Price == nil {
+					d.Versions[i].Price = old.Price
+				}
+			}
+		}
+	}
 	// Start every version before anything is recorded: a version that
 	// cannot run is refused here and the old traffic stays as it was.
 	for _, sv := range d.Versions {
@@ -218,8 +228,11 @@ func (s *Service) route(ctx context.Context, d domain.Deployment, served map[str
 		if err == nil {
 			var ep runtime.Endpoint
 			if ep, err = s.cfg.Runtimes.Start(ctx, v); err == nil {
-				r.Versions = append(r.Versions, RouteVersion{Version: sv.Version, Weight: sv.Weight, Endpoint: ep,
-					UpstreamModel: upstreamName(v)})
+				rv := RouteVersion{Version: sv.Version, Weight: sv.Weight, Endpoint: ep, UpstreamModel: upstreamName(v)}
+				if sv.Price != nil {
+					rv.PricePerMTokPrompt, rv.PricePerMTokCompletion = sv.Price.PerMTokPrompt, sv.Price.PerMTokCompletion
+				}
+				r.Versions = append(r.Versions, rv)
 				continue
 			}
 		}
@@ -235,4 +248,34 @@ func upstreamName(v domain.Version) string {
 		return n
 	}
 	return v.Model
+}
+
+// SetPrice sets what one served version's tokens cost, for the gateway's
+// cost metrics. The weights stay as they are.
+func (s *Service) SetPrice(ctx context.Context, actor, model, env string, version int, price domain.Price, expected *int64) (domain.Deployment, error) {
+	if err := s.checkEnv(env); err != nil {
+		return domain.Deployment{}, err
+	}
+	if err := price.Validate(); err != nil {
+		return domain.Deployment{}, err
+	}
+	cur, err := s.cfg.Store.GetDeployment(ctx, model, env)
+	if err != nil {
+		return domain.Deployment{}, err
+	}
+	if !cur.Serves(version) {
+		return domain.Deployment{}, fmt.Errorf("the deployment of %q in %s does not serve version %d: %w", model, env, version, domain.ErrNotFound)
+	}
+	served := make([]domain.ServedVersion, len(cur.Versions))
+	copy(served, cur.Versions)
+	for i := range served {
+		if served[i].Version == version {
+			p := price
+			served[i].Price = &p
+		}
+	}
+	if expected == nil {
+		expected = &cur.Revision
+	}
+	return s.change(ctx, actor, model, env, served, expected)
 }

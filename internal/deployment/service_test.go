@@ -121,6 +121,22 @@ func TestDeployAndSplit(t *testing.T) {
 	if weights(r) != "1=90 2=10" || r.Revision != 2 || r.Pick(89).Version != 1 || r.Pick(90).Version != 2 {
 		t.Fatalf("split routes = %s rev %d", weights(r), r.Revision)
 	}
+	// A price set on a version reaches the route and survives a new split.
+	if _, err := svc.SetPrice(ctx, "cd", "m", "production", 2, domain.Price{PerMTokPrompt: 0.5, PerMTokCompletion: 1.5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 80, 2: 20}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rv := svc.Routes().Lookup("m", "production").Version(2); rv.PricePerMTokPrompt != 0.5 || rv.PricePerMTokCompletion != 1.5 {
+		t.Fatalf("price on the route = %+v", rv)
+	}
+	if _, err := svc.SetPrice(ctx, "cd", "m", "production", 3, domain.Price{}, nil); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("price of an unserved version: %v", err)
+	}
+	if _, err := svc.SetPrice(ctx, "cd", "m", "production", 2, domain.Price{PerMTokPrompt: -1}, nil); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("negative price: %v", err)
+	}
 	// Dropping version 1 everywhere stops its runtime.
 	if _, err := svc.Deploy(ctx, "cd", "m", "2", "production", nil); err != nil {
 		t.Fatal(err)
@@ -133,11 +149,11 @@ func TestDeployAndSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 4 { // three in production, one in staging
-		t.Fatalf("deployment changes audited: %d, want 4", len(es))
+	if len(es) != 6 { // five in production, one in staging
+		t.Fatalf("deployment changes audited: %d, want 6", len(es))
 	}
 	es, _, _ = st.ListAudit(ctx, store.AuditFilter{Subject: "model/m/deployment/production"}, store.Page{})
-	if len(es) != 3 || es[1].Action != "deployment.set" || !strings.Contains(string(es[1].After), `"weight":90`) {
+	if len(es) != 5 || es[1].Action != "deployment.set" || !strings.Contains(string(es[1].After), `"weight":90`) {
 		t.Fatalf("audit = %+v", es)
 	}
 	stt, err := svc.Get(ctx, "m", "production")

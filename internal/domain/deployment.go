@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 )
@@ -27,6 +28,26 @@ type Deployment struct {
 type ServedVersion struct {
 	Version int `json:"version"`
 	Weight  int `json:"weight"`
+	// Price is what the version's tokens cost, for the gateway's cost
+	// metrics (OpenAI-protocol versions); zero when not set.
+	Price *Price `json:"price,omitempty"`
+}
+
+// Price is a cost per million tokens, in whatever currency the operator
+// reads it in.
+type Price struct {
+	PerMTokPrompt     float64 `json:"per_mtok_prompt"`
+	PerMTokCompletion float64 `json:"per_mtok_completion"`
+}
+
+// Validate refuses negative or non-finite prices.
+func (p Price) Validate() error {
+	for _, v := range []float64{p.PerMTokPrompt, p.PerMTokCompletion} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("price %v per million tokens must be a finite number from 0: %w", v, ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // MaxServedVersions bounds how many versions one deployment may serve.
@@ -55,6 +76,11 @@ func (d *Deployment) Validate() error {
 		}
 		if i > 0 && d.Versions[i-1].Version == v.Version {
 			return fmt.Errorf("version %d is listed twice: %w", v.Version, ErrInvalid)
+		}
+		if v.Price != nil {
+			if err := v.Price.Validate(); err != nil {
+				return fmt.Errorf("version %d: %w", v.Version, err)
+			}
 		}
 		if v.Weight < 0 || v.Weight > 100 {
 			return fmt.Errorf("version %d has weight %d; weights are percentages from 0 to 100: %w", v.Version, v.Weight, ErrInvalid)
