@@ -28,14 +28,11 @@ func (r *Registry) SetAlias(ctx context.Context, actor, model, alias string, ref
 	}
 	var out domain.Alias
 	err := r.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		n, err := resolve(ctx, tx, model, ref)
+		v, err := lookup(ctx, tx, model, ref)
 		if err != nil {
 			return err
 		}
-		v, err := tx.GetVersion(ctx, model, n)
-		if err != nil {
-			return err
-		}
+		n := v.Number
 		if v.State == domain.StateArchived {
 			return fmt.Errorf("version %d of model %q is archived; an alias may not point at it: %w", n, model, domain.ErrPrecondition)
 		}

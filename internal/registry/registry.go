@@ -80,6 +80,15 @@ func resolve(ctx context.Context, r store.Reader, model string, ref Ref) (int, e
 	return n, nil
 }
 
+// lookup resolves a ref and reads the version it names.
+func lookup(ctx context.Context, r store.Reader, model string, ref Ref) (domain.Version, error) {
+	n, err := resolve(ctx, r, model, ref)
+	if err != nil {
+		return domain.Version{}, err
+	}
+	return r.GetVersion(ctx, model, n)
+}
+
 // CreateModel registers a new model family.
 func (r *Registry) CreateModel(ctx context.Context, actor string, m domain.Model) (domain.Model, error) {
 	if err := m.Validate(); err != nil {

@@ -199,14 +199,11 @@ func (r *Registry) SetState(ctx context.Context, actor, model string, ref Ref, t
 	}
 	var out domain.Version
 	err := r.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		n, err := resolve(ctx, tx, model, ref)
+		v, err := lookup(ctx, tx, model, ref)
 		if err != nil {
 			return err
 		}
-		v, err := tx.GetVersion(ctx, model, n)
-		if err != nil {
-			return err
-		}
+		n := v.Number
 		if v.State == to {
 			out = v
 			return nil
@@ -240,14 +237,11 @@ func (r *Registry) SetLabels(ctx context.Context, actor, model string, ref Ref, 
 	}
 	var out domain.Version
 	err := r.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		n, err := resolve(ctx, tx, model, ref)
+		v, err := lookup(ctx, tx, model, ref)
 		if err != nil {
 			return err
 		}
-		v, err := tx.GetVersion(ctx, model, n)
-		if err != nil {
-			return err
-		}
+		n := v.Number
 		labels := maps.Clone(v.Labels)
 		if labels == nil {
 			labels = map[string]string{}
