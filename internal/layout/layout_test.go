@@ -34,6 +34,7 @@ var order = []string{
 	"internal/runtime/external",
 	"internal/runtime/fleet",
 	"internal/deployment",
+	"internal/evaluation",
 	"internal/gate",
 	"internal/metrics",
 	"internal/gateway",
@@ -47,7 +48,7 @@ var order = []string{
 }
 
 // pure packages: no sockets, no SQL, no stores, no files of their own.
-var pure = []string{"internal/domain", "internal/clock", "internal/audit", "internal/analysis", "internal/drift", "internal/rollout"}
+var pure = []string{"internal/domain", "internal/clock", "internal/audit", "internal/analysis", "internal/drift", "internal/rollout", "internal/evaluation"}
 
 var impure = []string{"net", "net/http", "database/sql", "os/exec"}
 
