@@ -35,6 +35,7 @@ var order = []string{
 	"internal/runtime/fleet",
 	"internal/deployment",
 	"internal/evaluation",
+	"internal/dataset",
 	"internal/gate",
 	"internal/metrics",
 	"internal/gateway",

@@ -1,0 +1,315 @@
+// Package dataset reads evaluation datasets — CSV with a header, or JSON
+// Lines — and infers their schema: column names, a type per column, which
+// column is the label and which ones segment the rows. It is the parser of
+// outside input behind `slipway dataset push`; it imports domain and the
+// standard library only.
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/slipway-ml/slipway/internal/domain"
+)
+
+// Format is how a dataset file is written.
+type Format string
+
+// Formats.
+const (
+	FormatCSV   Format = "csv"
+	FormatJSONL Format = "jsonl"
+)
+
+// Type is a column's inferred type.
+type Type string
+
+// Column types. A column is a number when every present value is one, a
+// bool when every present value is true or false, otherwise a string.
+const (
+	TypeNumber Type = "number"
+	TypeBool   Type = "bool"
+	TypeString Type = "string"
+)
+
+// Column is one column of a dataset.
+type Column struct {
+	Name string `json:"name"`
+	Type Type   `json:"type"`
+	// Missing counts rows without a value (empty cell, null, absent key).
+	Missing int `json:"missing"`
+}
+
+// Schema describes a dataset.
+type Schema struct {
+	Format   Format   `json:"format"`
+	Columns  []Column `json:"columns"`
+	Rows     int      `json:"rows"`
+	Label    string   `json:"label"`
+	Segments []string `json:"segments,omitempty"`
+	// Sensitive is the column fairness gaps are computed over, if any.
+	Sensitive string `json:"sensitive,omitempty"`
+}
+
+// Roles name the columns with a meaning.
+type Roles struct {
+	Label     string
+	Segments  []string
+	Sensitive string
+}
+
+// Limits on what one dataset may hold.
+const (
+	MaxColumns   = 10_000
+	MaxLineBytes = 16 << 20
+	maxNameBytes = 256
+)
+
+// Inspect reads a whole dataset and returns its schema. The label column
+// must exist and hold no missing values; segment and sensitive columns must
+// exist.
+func Inspect(r io.Reader, f Format, roles Roles) (Schema, error) {
+	var s Schema
+	var err error
+	switch f {
+	case FormatCSV:
+		s, err = inspectCSV(r)
+	case FormatJSONL:
+		s, err = inspectJSONL(r)
+	default:
+		return Schema{}, fmt.Errorf("dataset format %q is not csv or jsonl: %w", f, domain.ErrInvalid)
+	}
+	if err != nil {
+		return Schema{}, err
+	}
+	s.Format = f
+	return s, s.assign(roles)
+}
+
+func (s *Schema) column(name string) *Column {
+	for i := range s.Columns {
+		if s.Columns[i].Name == name {
+			return &s.Columns[i]
+		}
+	}
+	return nil
+}
+
+func (s *Schema) assign(roles Roles) error {
+	if s.Rows == 0 {
+		return fmt.Errorf("dataset has no rows: %w", domain.ErrInvalid)
+	}
+	if roles.Label == "" {
+		return fmt.Errorf("name the label column (--label): %w", domain.ErrInvalid)
+	}
+	lc := s.column(roles.Label)
+	if lc == nil {
+		return fmt.Errorf("label column %q is not in the dataset (columns: %s): %w", roles.Label, s.names(), domain.ErrInvalid)
+	}
+	if lc.Missing > 0 {
+		return fmt.Errorf("label column %q is missing in %d rows: %w", roles.Label, lc.Missing, domain.ErrInvalid)
+	}
+	s.Label = roles.Label
+	for _, seg := range append(slices.Clone(roles.Segments), roles.Sensitive) {
+		if seg == "" {
+			continue
+		}
+		if s.column(seg) == nil {
+			return fmt.Errorf("segment column %q is not in the dataset (columns: %s): %w", seg, s.names(), domain.ErrInvalid)
+		}
+		if seg == roles.Label {
+			return fmt.Errorf("column %q cannot be both the label and a segment: %w", seg, domain.ErrInvalid)
+		}
+	}
+	s.Segments, s.Sensitive = roles.Segments, roles.Sensitive
+	return nil
+}
+
+func (s *Schema) names() string {
+	n := make([]string, 0, min(len(s.Columns), 20))
+	for i, c := range s.Columns {
+		if i == 20 {
+			n = append(n, "…")
+			break
+		}
+		n = append(n, c.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// typer narrows a column's type as values arrive.
+type typer struct {
+	number, boolean bool
+	seen            bool
+}
+
+func newTyper() typer { return typer{number: true, boolean: true} }
+
+func (t *typer) text(v string) {
+	t.seen = true
+	if t.number {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		t.number = err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
+	}
+	if t.boolean {
+		lv := strings.ToLower(strings.TrimSpace(v))
+		t.boolean = lv == "true" || lv == "false"
+	}
+}
+
+func (t *typer) result() Type {
+	switch {
+	case t.seen && t.number:
+		return TypeNumber
+	case t.seen && t.boolean:
+		return TypeBool
+	default:
+		return TypeString
+	}
+}
+
+func checkName(name string, seen map[string]bool, where string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s: a column has an empty name: %w", where, domain.ErrInvalid)
+	case len(name) > maxNameBytes || !utf8.ValidString(name):
+		return fmt.Errorf("%s: column name %.40q is longer than %d bytes or not UTF-8: %w", where, name, maxNameBytes, domain.ErrInvalid)
+	case seen[name]:
+		return fmt.Errorf("%s: column %q appears twice: %w", where, name, domain.ErrInvalid)
+	}
+	seen[name] = true
+	return nil
+}
+
+func inspectCSV(r io.Reader) (Schema, error) {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return Schema{}, fmt.Errorf("CSV dataset is empty; it needs a header line: %w", domain.ErrInvalid)
+	}
+	if err != nil {
+		return Schema{}, fmt.Errorf("CSV header: %v: %w", err, domain.ErrInvalid)
+	}
+	if len(header) > MaxColumns {
+		return Schema{}, fmt.Errorf("CSV has %d columns, at most %d allowed: %w", len(header), MaxColumns, domain.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	s := Schema{Columns: make([]Column, len(header))}
+	typers := make([]typer, len(header))
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if err := checkName(h, seen, "CSV header"); err != nil {
+			return Schema{}, err
+		}
+		s.Columns[i].Name = h
+		typers[i] = newTyper()
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Schema{}, fmt.Errorf("CSV: %v: %w", err, domain.ErrInvalid)
+		}
+		s.Rows++
+		for i, v := range rec {
+			if strings.TrimSpace(v) == "" {
+				s.Columns[i].Missing++
+				continue
+			}
+			typers[i].text(v)
+		}
+	}
+	for i := range s.Columns {
+		s.Columns[i].Type = typers[i].result()
+	}
+	return s, nil
+}
+
+func inspectJSONL(r io.Reader) (Schema, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	var s Schema
+	index := map[string]int{}
+	var typers []typer
+	var present []int // rows that had each column
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var row map[string]json.RawMessage
+		if err := json.Unmarshal(b, &row); err != nil {
+			return Schema{}, fmt.Errorf("JSON Lines line %d is not a JSON object: %v: %w", line, err, domain.ErrInvalid)
+		}
+		s.Rows++
+		for k, raw := range row {
+			i, ok := index[k]
+			if !ok {
+				if len(index) >= MaxColumns {
+					return Schema{}, fmt.Errorf("JSON Lines dataset has more than %d keys: %w", MaxColumns, domain.ErrInvalid)
+				}
+				if err := checkName(k, map[string]bool{}, fmt.Sprintf("JSON Lines line %d", line)); err != nil {
+					return Schema{}, err
+				}
+				i = len(s.Columns)
+				index[k] = i
+				s.Columns = append(s.Columns, Column{Name: k})
+				typers = append(typers, newTyper())
+				present = append(present, 0)
+			}
+			if err := typeJSON(&typers[i], raw); err != nil {
+				return Schema{}, fmt.Errorf("JSON Lines line %d, key %q: %w", line, k, err)
+			}
+			if string(raw) != "null" {
+				present[i]++
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Schema{}, fmt.Errorf("JSON Lines line %d: %v: %w", line+1, err, domain.ErrInvalid)
+	}
+	for i := range s.Columns {
+		s.Columns[i].Type = typers[i].result()
+		s.Columns[i].Missing = s.Rows - present[i]
+	}
+	sort := func(a, b Column) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(s.Columns, sort)
+	return s, nil
+}
+
+func typeJSON(t *typer, raw json.RawMessage) error {
+	switch {
+	case len(raw) == 0:
+		return fmt.Errorf("empty value: %w", domain.ErrInvalid)
+	case string(raw) == "null":
+		return nil
+	case raw[0] == '{' || raw[0] == '[':
+		return fmt.Errorf("nested objects and arrays are not supported; flatten them into columns: %w", domain.ErrInvalid)
+	case raw[0] == '"':
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("%v: %w", err, domain.ErrInvalid)
+		}
+		t.seen, t.number, t.boolean = true, false, false
+	case string(raw) == "true" || string(raw) == "false":
+		t.seen, t.number = true, false
+	default:
+		t.seen, t.boolean = true, false
+	}
+	return nil
+}
