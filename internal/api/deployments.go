@@ -18,9 +18,13 @@ type DeployRequest struct {
 }
 
 // TrafficRequest is the body of PUT …/deployments/{env}/traffic: version
-// number → weight in percent, summing to 100.
+// number → weight in percent, summing to 100, and optionally the stable
+// version traffic falls back to (one of the served versions; when left
+// out, the current stable version stays if still served, else the
+// highest-weight version becomes stable).
 type TrafficRequest struct {
 	Weights          map[string]int `json:"weights"`
+	Stable           int            `json:"stable,omitempty"`
 	ExpectedRevision *int64         `json:"expected_revision,omitempty"`
 }
 
@@ -53,7 +57,7 @@ func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
 		}
 		weights[n] = v
 	}
-	d, err := s.deployments.SetTraffic(r.Context(), actor(r), r.PathValue("model"), r.PathValue("env"), weights, req.ExpectedRevision)
+	d, err := s.deployments.SetTraffic(r.Context(), actor(r), r.PathValue("model"), r.PathValue("env"), weights, req.Stable, req.ExpectedRevision)
 	if err != nil {
 		return err
 	}

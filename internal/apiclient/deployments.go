@@ -22,9 +22,16 @@ func (c *Client) Deploy(ctx context.Context, model, ref, env string, expected *i
 		api.DeployRequest{Version: api.VersionRef(ref), ExpectedRevision: expected}, &d)
 }
 
-// SetTraffic replaces env's split of model: version → weight.
+// SetTraffic replaces env's split of model: version → weight. The stable
+// version stays while served, else the highest-weight version becomes it.
 func (c *Client) SetTraffic(ctx context.Context, model, env string, weights map[int]int, expected *int64) (domain.Deployment, error) {
-	req := api.TrafficRequest{Weights: map[string]int{}, ExpectedRevision: expected}
+	return c.SetTrafficStable(ctx, model, env, weights, 0, expected)
+}
+
+// SetTrafficStable is SetTraffic that also names the stable version, the
+// one traffic falls back to (0: as SetTraffic chooses).
+func (c *Client) SetTrafficStable(ctx context.Context, model, env string, weights map[int]int, stable int, expected *int64) (domain.Deployment, error) {
+	req := api.TrafficRequest{Weights: map[string]int{}, Stable: stable, ExpectedRevision: expected}
 	for v, w := range weights {
 		req.Weights[strconv.Itoa(v)] = w
 	}

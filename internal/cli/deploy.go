@@ -14,7 +14,7 @@ import (
 
 func deploymentTable(sts ...deployment.Status) func() table {
 	return func() table {
-		t := table{header: []string{"MODEL", "ENVIRONMENT", "VERSION", "WEIGHT", "HEALTH", "REVISION", "UPDATED BY", "UPDATED"}}
+		t := table{header: []string{"MODEL", "ENVIRONMENT", "VERSION", "WEIGHT", "STABLE", "HEALTH", "REVISION", "UPDATED BY", "UPDATED"}}
 		for _, st := range sts {
 			health := map[int]deployment.VersionHealth{}
 			for _, h := range st.Health {
@@ -25,8 +25,12 @@ func deploymentTable(sts ...deployment.Status) func() table {
 				if hv, ok := health[v.Version]; ok && !hv.Healthy {
 					h = "unhealthy: " + oneLine(hv.Error)
 				}
+				stable := ""
+				if v.Version == st.StableVersion() {
+					stable = "yes"
+				}
 				t.rows = append(t.rows, []string{st.Model, st.Environment, strconv.Itoa(v.Version), strconv.Itoa(v.Weight) + "%",
-					h, strconv.FormatInt(st.Revision, 10), st.UpdatedBy, ago(st.UpdatedAt)})
+					stable, h, strconv.FormatInt(st.Revision, 10), st.UpdatedBy, ago(st.UpdatedAt)})
 			}
 		}
 		return t
@@ -55,7 +59,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Short: "Serve one version at 100 % of an environment's traffic",
 		Long: `Serve one version at 100 % of an environment's traffic. The version's
 runtime is started first; if it cannot start, the command fails with the
-runtime's error and the environment keeps serving what it served.`,
+runtime's error and the environment keeps serving what it served. The
+deployed version becomes the stable version, the one the gateway falls
+back to when another version of a later split fails.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exp, err := optionalRevision(expect)
@@ -82,10 +88,18 @@ runtime's error and the environment keeps serving what it served.`,
 func newTrafficCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "traffic", Short: "Split an environment's traffic between versions"}
 	var env, expect string
+	var stable int
 	set := &cobra.Command{
-		Use:   "set MODEL VERSION=WEIGHT... --env ENV",
+		Use:   "set MODEL VERSION=WEIGHT... --env ENV [--stable N]",
 		Short: "Set the traffic weights (percent, summing to 100), e.g. 3=90 4=10",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `Set the traffic weights (percent, summing to 100), e.g. 3=90 4=10.
+
+The stable version is where the gateway sends a version's traffic while
+that version's circuit breaker is open, or after its call failed. --stable N
+names it (a version in the split); without it the current stable version
+stays while it is in the split, else the highest-weight version becomes
+stable. slipway deploy makes the deployed version stable.`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			weights := map[int]int{}
 			for _, a := range args[1:] {
@@ -108,7 +122,10 @@ func newTrafficCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := c.SetTraffic(cmd.Context(), args[0], env, weights, exp)
+			if stable < 0 {
+				return fmt.Errorf("--stable %d must be a version number", stable)
+			}
+			d, err := c.SetTrafficStable(cmd.Context(), args[0], env, weights, stable, exp)
 			if err != nil {
 				return err
 			}
@@ -117,6 +134,7 @@ func newTrafficCmd(g *globals) *cobra.Command {
 	}
 	set.Flags().StringVar(&env, "env", "production", "environment (dev, staging, production)")
 	set.Flags().StringVar(&expect, "expect-revision", "", "only change the deployment if it is at this revision")
+	set.Flags().IntVar(&stable, "stable", 0, "the version traffic falls back to (default: keep the current one, else the highest weight)")
 	g.addOutput(set)
 	cmd.AddCommand(set)
 	return cmd

@@ -21,6 +21,10 @@ type Route struct {
 	Revision    int64
 	// Versions are in version order; weights sum to 100.
 	Versions []RouteVersion
+	// Stable is the version the gateway falls back to when another
+	// version's breaker is open or its call failed; 0 for none. It may be
+	// missing from Versions when its runtime could not start.
+	Stable int
 }
 
 // RouteVersion is one served version and where its requests go.
@@ -70,6 +74,15 @@ func (r *Route) Version(n int) *RouteVersion {
 		}
 	}
 	return nil
+}
+
+// StableVersion returns the served stable version, or nil when the route
+// has none (or it could not start).
+func (r *Route) StableVersion() *RouteVersion {
+	if r.Stable == 0 {
+		return nil
+	}
+	return r.Version(r.Stable)
 }
 
 // Pick chooses a version for a request given a number u uniformly drawn

@@ -98,20 +98,26 @@ func (s *Service) Deploy(ctx context.Context, actor, model, ref, env string, exp
 	if err != nil {
 		return domain.Deployment{}, err
 	}
-	return s.change(ctx, actor, model, env, []domain.ServedVersion{{Version: v.Number, Weight: 100}}, expectedRevision)
+	return s.change(ctx, actor, model, env, []domain.ServedVersion{{Version: v.Number, Weight: 100}}, v.Number, expectedRevision)
 }
 
 // SetTraffic replaces an environment's split: version → weight, weights
 // summing to 100. Versions at weight 0 stay running but get no traffic.
-func (s *Service) SetTraffic(ctx context.Context, actor, model, env string, weights map[int]int, expectedRevision *int64) (domain.Deployment, error) {
+// stable names the version traffic falls back to (it must be served);
+// 0 keeps the current stable version while it is still served, else picks
+// the highest-weight version (the lowest number on a tie).
+func (s *Service) SetTraffic(ctx context.Context, actor, model, env string, weights map[int]int, stable int, expectedRevision *int64) (domain.Deployment, error) {
 	if err := s.checkEnv(env); err != nil {
 		return domain.Deployment{}, err
+	}
+	if stable < 0 {
+		return domain.Deployment{}, fmt.Errorf("stable version %d is not a version number: %w", stable, domain.ErrInvalid)
 	}
 	served := make([]domain.ServedVersion, 0, len(weights))
 	for v, w := range weights {
 		served = append(served, domain.ServedVersion{Version: v, Weight: w})
 	}
-	return s.change(ctx, actor, model, env, served, expectedRevision)
+	return s.change(ctx, actor, model, env, served, stable, expectedRevision)
 }
 
 func (s *Service) resolve(ctx context.Context, model, ref string) (domain.Version, error) {
@@ -119,22 +125,30 @@ func (s *Service) resolve(ctx context.Context, model, ref string) (domain.Versio
 }
 
 // change is every deployment change: validate, start what must run, then
-// commit with an audit entry, then publish.
-func (s *Service) change(ctx context.Context, actor, model, env string, served []domain.ServedVersion, expected *int64) (domain.Deployment, error) {
-	d := domain.Deployment{Model: model, Environment: env, Versions: served}
+// commit with an audit entry, then publish. stable 0 keeps the current
+// stable version while it is served, else takes the default.
+func (s *Service) change(ctx context.Context, actor, model, env string, served []domain.ServedVersion, stable int, expected *int64) (domain.Deployment, error) {
+	d := domain.Deployment{Model: model, Environment: env, Versions: served, Stable: stable}
 	if err := d.Validate(); err != nil {
 		return domain.Deployment{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// A version that stays keeps its price.
-	if cur, err := s.cfg.Store.GetDeployment(ctx, model, env); err == nil {
+	cur, err := s.cfg.Store.GetDeployment(ctx, model, env)
+	if err == nil {
+		// A version that stays keeps its price.
 		for i := range d.Versions {
 			for _, old := range cur.Versions {
 				if old.Version == d.Versions[i].Version && d.Versions[i].Price == nil {
 					d.Versions[i].Price = old.Price
 				}
 			}
+		}
+	}
+	if d.Stable == 0 {
+		d.Stable = d.DefaultStable()
+		if err == nil && cur.Stable != 0 && d.Serves(cur.Stable) {
+			d.Stable = cur.Stable
 		}
 	}
 	// Start every version before anything is recorded: a version that
@@ -151,7 +165,7 @@ func (s *Service) change(ctx context.Context, actor, model, env string, served [
 			return domain.Deployment{}, fmt.Errorf("%w: %w", err, domain.ErrPrecondition)
 		}
 	}
-	err := s.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		cur, err := tx.GetDeployment(ctx, model, env)
 		exists := err == nil
 		if err != nil && !errors.Is(err, domain.ErrNotFound) {
@@ -167,12 +181,12 @@ func (s *Service) change(ctx context.Context, actor, model, env string, served [
 		}
 		var before any
 		if exists {
-			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions}
+			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions, "stable": cur.Stable}
 		}
 		_, err = tx.AppendAudit(ctx, audit.Entry{
 			Time: d.UpdatedAt, Actor: actor, Action: "deployment.set", Subject: subject(model, env),
 			Before: audit.Document(before),
-			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions}),
+			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions, "stable": d.Stable}),
 		})
 		return err
 	})
@@ -221,7 +235,7 @@ func (s *Service) publish(ctx context.Context) error {
 }
 
 func (s *Service) route(ctx context.Context, d domain.Deployment, served map[string]bool) *Route {
-	r := &Route{Model: d.Model, Environment: d.Environment, Revision: d.Revision}
+	r := &Route{Model: d.Model, Environment: d.Environment, Revision: d.Revision, Stable: d.StableVersion()}
 	for _, sv := range d.Versions {
 		served[d.Model+"/"+strconv.Itoa(sv.Version)] = true
 		v, err := s.cfg.Store.GetVersion(ctx, d.Model, sv.Version)
@@ -277,5 +291,5 @@ func (s *Service) SetPrice(ctx context.Context, actor, model, env string, versio
 	if expected == nil {
 		expected = &cur.Revision
 	}
-	return s.change(ctx, actor, model, env, served, expected)
+	return s.change(ctx, actor, model, env, served, cur.Stable, expected)
 }

@@ -114,7 +114,7 @@ func TestDeployAndSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev := int64(1)
-	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 90, 2: 10}, &rev); err != nil {
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 90, 2: 10}, 0, &rev); err != nil {
 		t.Fatal(err)
 	}
 	r := svc.Routes().Lookup("m", "production")
@@ -125,7 +125,7 @@ func TestDeployAndSplit(t *testing.T) {
 	if _, err := svc.SetPrice(ctx, "cd", "m", "production", 2, domain.Price{PerMTokPrompt: 0.5, PerMTokCompletion: 1.5}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 80, 2: 20}, nil); err != nil {
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 80, 2: 20}, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if rv := svc.Routes().Lookup("m", "production").Version(2); rv.PricePerMTokPrompt != 0.5 || rv.PricePerMTokCompletion != 1.5 {
@@ -165,7 +165,7 @@ func TestDeployAndSplit(t *testing.T) {
 func TestRefusedChangesLeaveTrafficUntouched(t *testing.T) {
 	svc, _, st := setup(t)
 	ctx := t.Context()
-	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, nil); err != nil {
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	headSeq, _, _ := st.AuditHead(ctx)
@@ -183,17 +183,21 @@ func TestRefusedChangesLeaveTrafficUntouched(t *testing.T) {
 		{"unknown model", func() error { _, err := svc.Deploy(ctx, "cd", "ghost", "1", "production", nil); return err }, domain.ErrNotFound, "ghost"},
 		{"unknown environment", func() error { _, err := svc.Deploy(ctx, "cd", "m", "1", "prod", nil); return err }, domain.ErrInvalid, "prod"},
 		{"weights not 100", func() error {
-			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 40}, nil)
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 40}, 0, nil)
 			return err
 		}, domain.ErrInvalid, "sum to 90"},
 		{"negative weight", func() error {
-			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 110, 2: -10}, nil)
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 110, 2: -10}, 0, nil)
 			return err
 		}, domain.ErrInvalid, "weight"},
 		{"one broken version in a split", func() error {
-			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 3: 50}, nil)
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 3: 50}, 0, nil)
 			return err
 		}, domain.ErrPrecondition, "version 3"},
+		{"stable not in the split", func() error {
+			_, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, 3, nil)
+			return err
+		}, domain.ErrInvalid, "stable version 3"},
 		{"stale revision", func() error { _, err := svc.Deploy(ctx, "cd", "m", "2", "production", &stale); return err }, domain.ErrConflict, "revision 1, expected 7"},
 		{"expected absent", func() error { _, err := svc.Deploy(ctx, "cd", "m", "2", "production", &zero); return err }, domain.ErrConflict, "expected 0"},
 	}
@@ -217,10 +221,87 @@ func TestRefusedChangesLeaveTrafficUntouched(t *testing.T) {
 	}
 }
 
+func TestStableVersion(t *testing.T) {
+	svc, _, st := setup(t)
+	ctx := t.Context()
+	stable := func() (stored, routed int) {
+		t.Helper()
+		d, err := st.GetDeployment(ctx, "m", "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Stable, svc.Routes().Lookup("m", "production").Stable
+	}
+	steps := []struct {
+		name   string
+		do     func() (domain.Deployment, error)
+		stable int
+	}{
+		{"deploy makes the deployed version stable", func() (domain.Deployment, error) {
+			return svc.Deploy(ctx, "cd", "m", "1", "production", nil)
+		}, 1},
+		{"a canary split keeps it", func() (domain.Deployment, error) {
+			return svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 10, 2: 90}, 0, nil)
+		}, 1},
+		{"naming another moves it", func() (domain.Deployment, error) {
+			return svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 10, 2: 90}, 2, nil)
+		}, 2},
+		{"a price change keeps it", func() (domain.Deployment, error) {
+			return svc.SetPrice(ctx, "cd", "m", "production", 1, domain.Price{PerMTokPrompt: 1}, nil)
+		}, 2},
+		{"a stable version at weight 0 is still served", func() (domain.Deployment, error) {
+			return svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 100, 2: 0}, 0, nil)
+		}, 2},
+		{"dropping it picks the highest weight", func() (domain.Deployment, error) {
+			return svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 100}, 0, nil)
+		}, 1},
+		{"a tie keeps the current stable", func() (domain.Deployment, error) {
+			if _, err := svc.Deploy(ctx, "cd", "m", "2", "production", nil); err != nil {
+				return domain.Deployment{}, err
+			}
+			return svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, 0, nil)
+		}, 2},
+	}
+	for _, s := range steps {
+		d, err := s.do()
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		stored, routed := stable()
+		if d.Stable != s.stable || stored != s.stable || routed != s.stable {
+			t.Fatalf("%s: stable answered %d, stored %d, routed %d; want %d", s.name, d.Stable, stored, routed, s.stable)
+		}
+	}
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, 3, nil); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("stable version outside the split: %v", err)
+	}
+	// Ties with no current stable: the lowest number.
+	if d, err := svc.SetTraffic(ctx, "cd", "m", "staging", map[int]int{1: 50, 2: 50}, 0, nil); err != nil || d.Stable != 1 {
+		t.Fatalf("new split with a tie: stable %d, %v", d.Stable, err)
+	}
+	// A row stored before stable existed (0) routes to the highest weight.
+	if err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		d, err := tx.GetDeployment(ctx, "m", "staging")
+		if err != nil {
+			return err
+		}
+		d.Stable, d.Versions[1].Weight, d.Versions[0].Weight, d.Revision = 0, 70, 30, d.Revision+1
+		return tx.PutDeployment(ctx, d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := svc.Routes().Lookup("m", "staging"); r.Stable != 2 || r.StableVersion().Version != 2 {
+		t.Fatalf("legacy row routes stable %d", r.Stable)
+	}
+}
+
 func TestRestorePublishesWhatIsStored(t *testing.T) {
 	svc, _, st := setup(t)
 	ctx := t.Context()
-	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 70, 2: 30}, nil); err != nil {
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 70, 2: 30}, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	reg := registry.New(registry.Config{Store: st})

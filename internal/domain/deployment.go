@@ -17,6 +17,10 @@ type Deployment struct {
 	Model       string          `json:"model"`
 	Environment string          `json:"environment"`
 	Versions    []ServedVersion `json:"versions"`
+	// Stable is the served version the gateway falls back to when another
+	// version's circuit breaker is open or its call failed: the one known
+	// to be good. Zero means not chosen yet (DefaultStable applies).
+	Stable int `json:"stable,omitempty"`
 	// Revision counts changes, starting at 1; a change may name the
 	// revision it expects, as alias moves do.
 	Revision  int64     `json:"revision"`
@@ -90,7 +94,33 @@ func (d *Deployment) Validate() error {
 	if sum != 100 {
 		return fmt.Errorf("traffic weights sum to %d, not 100: %w", sum, ErrInvalid)
 	}
+	if d.Stable != 0 && !d.Serves(d.Stable) {
+		return fmt.Errorf("stable version %d is not one of the served versions: %w", d.Stable, ErrInvalid)
+	}
 	return nil
+}
+
+// DefaultStable is the version a deployment falls back to when none was
+// chosen: the one with the highest weight, the lowest number on a tie; 0
+// when the deployment serves nothing.
+func (d Deployment) DefaultStable() int {
+	best, bestW := 0, -1
+	for _, v := range d.Versions {
+		if v.Weight > bestW || v.Weight == bestW && v.Version < best {
+			best, bestW = v.Version, v.Weight
+		}
+	}
+	return best
+}
+
+// StableVersion is Stable when it is served, else DefaultStable: what
+// the gateway falls back to, also for deployments stored before the
+// stable version existed.
+func (d Deployment) StableVersion() int {
+	if d.Stable != 0 && d.Serves(d.Stable) {
+		return d.Stable
+	}
+	return d.DefaultStable()
 }
 
 // Serves reports whether the deployment lists version n (at any weight).

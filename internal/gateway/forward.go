@@ -8,7 +8,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"syscall"
 	"time"
@@ -68,21 +70,12 @@ type target struct {
 	modifyResponse func(*http.Response) error
 }
 
-// forward sends the request to the chosen version and writes its answer
-// to w: in process when the endpoint has a handler, else through a
-// reverse proxy with the endpoint's transport.
-func (x *exchange) forward(w http.ResponseWriter, t target) {
-	ep := x.version.Endpoint
-	if ep.Handler != nil {
-		x.forwardInProcess(w, ep, t)
-		return
-	}
-	if ep.URL == nil || ep.Transport == nil {
-		x.fail(http.StatusBadGateway, "upstream_error", fmt.Sprintf("version %d of model %q has no endpoint to reach", x.version.Version, x.model))
-		return
-	}
-	x.forwardRemote(w, ep, t)
-}
+// errNoEndpoint marks a remote version with no URL or transport.
+var errNoEndpoint = errors.New("no endpoint to reach")
+
+// errSwallowed is how ModifyResponse drops a 502/503/504 answer that
+// another attempt replaces; the client never sees it.
+var errSwallowed = errors.New("answer replaced by another attempt")
 
 // outboundHeaders sets what every forwarded request carries and drops what
 // must not leave the gateway: the caller's credentials belong to the
@@ -120,12 +113,27 @@ func setBody(r *http.Request, body []byte) {
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
-func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t target) {
-	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), x.g.timeout)
+// forwardRemote makes one attempt at a remote version through a reverse
+// proxy with the endpoint's transport. An answer is written to w unless
+// the attempt failed before its head reached the client: then the
+// failure is returned and nothing is written.
+func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t target) (f failure) {
+	l := &x.leg
+	l.tryTimeout = x.g.retry.TryTimeout
+	if l.tries > 1 || x.fallbackFrom != 0 {
+		l.tryTimeout = min(l.tryTimeout, time.Until(x.deadline))
+	}
+	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), l.tryTimeout)
 	defer cancel(nil)
 	defer timer.Stop()
-
-	in := x.r.WithContext(ctx)
+	if l.trace == nil {
+		l.trace = &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				l.wrote.Store(true)
+			}
+		}}
+	}
+	in := x.r.WithContext(httptrace.WithClientTrace(ctx, l.trace))
 	setBody(in, t.body)
 	base := ep.URL
 	proxy := &httputil.ReverseProxy{
@@ -143,6 +151,15 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 		},
 		Transport: ep.Transport,
 		ModifyResponse: func(resp *http.Response) error {
+			l.status = resp.StatusCode
+			if retryableStatus(resp.StatusCode) {
+				// Decide now, before the client sees anything: an answer
+				// another attempt replaces is dropped.
+				l.decided = true
+				if l.next = x.plan(failure{kind: failStatus, status: resp.StatusCode}); l.next != stepNone {
+					return errSwallowed
+				}
+			}
 			// Headers are in: from now on the timeout bounds each pause
 			// between body chunks.
 			timer.Reset(x.g.timeout)
@@ -152,8 +169,10 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 			}
 			return nil
 		},
-		ErrorHandler: x.upstreamError,
-		ErrorLog:     log.New(slogWriter{x.g.log}, "", 0),
+		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
+			f = x.classify(r, err)
+		},
+		ErrorLog: log.New(slogWriter{x.g.log}, "", 0),
 	}
 	if t.stream {
 		proxy.FlushInterval = -1
@@ -172,6 +191,37 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 		}
 	}()
 	proxy.ServeHTTP(w, in)
+	return f
+}
+
+// classify names a failed attempt: whether the request left, whether the
+// upstream timed out, whether anything can repair it.
+func (x *exchange) classify(r *http.Request, err error) failure {
+	l := &x.leg
+	f := failure{err: err, timedOut: errors.Is(context.Cause(r.Context()), errUpstreamTimeout) || transportTimeout(err)}
+	switch {
+	case errors.Is(err, errSwallowed):
+		f.kind, f.status, f.err = failStatus, l.status, nil
+	case x.r.Context().Err() != nil:
+		f.kind = failCanceled
+	case errors.Is(err, egress.ErrRefused), errors.Is(err, errAnswerTooLarge):
+		f.kind = failFatal
+	case !l.wrote.Load():
+		f.kind = failUnsent
+	case f.timedOut:
+		f.kind = failTimeout
+	default:
+		f.kind = failNoAnswer
+	}
+	return f
+}
+
+// transportTimeout reports the transport's own timeout, such as the
+// response-header timeout an external version's timeout option sets: the
+// upstream was silent too long, as when the gateway's own timer fires.
+func transportTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func orPath(raw, p string) string {
@@ -179,25 +229,6 @@ func orPath(raw, p string) string {
 		return raw
 	}
 	return p
-}
-
-// upstreamError answers a failed upstream call: 504 when the upstream was
-// silent past the timeout, 502 for anything else it did wrong, nothing
-// (logged as 499) when the caller went away first.
-func (x *exchange) upstreamError(_ http.ResponseWriter, r *http.Request, err error) {
-	attrs := []any{"request_id", x.id, "model", x.model, "version", x.version.Version, "environment", x.env, "error", err}
-	switch {
-	case errors.Is(context.Cause(r.Context()), errUpstreamTimeout):
-		x.g.log.WarnContext(r.Context(), "upstream timed out", attrs...)
-		x.fail(http.StatusGatewayTimeout, "upstream_timeout",
-			fmt.Sprintf("version %d of model %q did not answer within %s", x.version.Version, x.model, x.g.timeout))
-	case x.r.Context().Err() != nil:
-		x.status = 499 // client closed the request
-	default:
-		x.g.log.WarnContext(r.Context(), "upstream failed", attrs...)
-		x.fail(http.StatusBadGateway, "upstream_error",
-			fmt.Sprintf("version %d of model %q failed: %s", x.version.Version, x.model, upstreamReason(err)))
-	}
 }
 
 // upstreamReason says what went wrong without repeating internal
@@ -214,6 +245,8 @@ func upstreamReason(err error) string {
 		return "the server closed the connection without a complete answer"
 	case errors.Is(err, errAnswerTooLarge):
 		return "its answer is too large to rewrite"
+	case errors.Is(err, errNoEndpoint):
+		return "it has no endpoint to reach"
 	default:
 		return "the server's answer is not valid HTTP or the connection failed"
 	}

@@ -10,13 +10,23 @@
 // X-Slipway-Environment header when present (it must be a valid name, or
 // the answer is 400), otherwise by Config.DefaultEnvironment ("production").
 //
+// Resilience: a failed call is retried only when that cannot make things
+// worse (see retry.go), within a per-version retry budget; every version
+// has a circuit breaker (breaker.go); while a version's breaker is open,
+// or after its call failed, its requests go to the deployment's stable
+// version (call.go). A stable version that fails gets the client a 503
+// quickly, never a hang.
+//
 // The hot path takes no lock of its own: the routing table is read through
-// RouteSource (an atomic load in the deployment service) and the only
-// mutex taken is the metrics series one. The gateway reads routes and
-// writes metrics; it never imports stores, the registry or the controller.
+// RouteSource (an atomic load in the deployment service), a closed
+// breaker is one atomic load, and the mutexes taken are the metrics
+// series one and the version's breaker one, to record the outcome. The
+// gateway reads routes and writes metrics; it never imports stores, the
+// registry or the controller.
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -27,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/metrics"
@@ -37,8 +48,14 @@ const (
 	// HeaderEnvironment picks the environment of a request.
 	HeaderEnvironment = "X-Slipway-Environment"
 	// HeaderVersion names the version that answered.
-	HeaderVersion   = "X-Slipway-Version"
-	HeaderRequestID = "X-Request-ID"
+	HeaderVersion = "X-Slipway-Version"
+	// HeaderFallbackFrom names the version a request was routed to when
+	// the stable version answered it instead.
+	HeaderFallbackFrom = "X-Slipway-Fallback-From"
+	HeaderRequestID    = "X-Request-ID"
+	// HeaderIdempotencyKey marks a request the caller says is safe to
+	// repeat: it is retried and falls back like an idempotent call.
+	HeaderIdempotencyKey = "Idempotency-Key"
 	// HeaderTraceparent is W3C trace context, passed through or created.
 	HeaderTraceparent = "traceparent"
 )
@@ -70,6 +87,19 @@ type Config struct {
 	Rand func(n int) int
 	// ServerVersion is reported by GET /v2 (default "dev").
 	ServerVersion string
+	// Retry and Breaker configure retries and circuit breakers; their
+	// zero values take the defaults.
+	Retry   RetryPolicy
+	Breaker BreakerPolicy
+	// DisableFallback keeps every request on the version it was routed
+	// to, even while that version's breaker is open.
+	DisableFallback bool
+	// Clock times breakers and retry budgets (default the wall clock);
+	// tests move a fake one.
+	Clock clock.Clock
+	// Sleep waits between retries, returning early with the context's
+	// error (default a timer).
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Gateway serves inference requests. It is safe for concurrent use.
@@ -82,6 +112,11 @@ type Gateway struct {
 	timeout    time.Duration
 	rand       func(int) int
 	version    string
+	retry      RetryPolicy
+	noFallback bool
+	clock      clock.Clock
+	sleep      func(context.Context, time.Duration) error
+	upstreams  *upstreams
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -109,9 +144,31 @@ func New(c Config) *Gateway {
 	if c.ServerVersion == "" {
 		c.ServerVersion = "dev"
 	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	c.Retry = c.Retry.withDefaults(c.UpstreamTimeout)
+	c.Breaker = c.Breaker.withDefaults()
 	return &Gateway{
 		routes: c.Routes, metrics: c.Metrics, log: c.Log, defaultEnv: c.DefaultEnvironment,
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
+		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep,
+		upstreams: newUpstreams(c.Breaker, c.Retry),
+	}
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -142,12 +199,25 @@ type exchange struct {
 	api         apiKind
 	quiet       bool // health probes log at debug level
 
-	// Set once a version is chosen.
+	// Set once a version is chosen. version is the one answering: the
+	// stable one after a fallback.
 	env     string
 	model   string
 	route   *deployment.Route
 	version *deployment.RouteVersion
-	done    func() // ends the in-flight count
+	pinned  bool
+	done    func() // ends the in-flight count of the current attempt
+
+	// The state of the calls (call.go).
+	idempotent   bool
+	stable       *deployment.RouteVersion // the fallback target, nil for none
+	fallbackFrom int                      // the version routed to, after a fallback
+	deadline     time.Time
+	leg          leg
+	// What the request asks, to build its target on each version.
+	body   []byte
+	oip    oipCall
+	openai openAIRequest
 	// status overrides the written status in metrics and logs (499 for a
 	// caller that went away, 502 for a stream an upstream cut off).
 	status int
@@ -209,7 +279,9 @@ func (x *exchange) finish() {
 				})
 			}
 		}
-		x.done()
+		if x.done != nil {
+			x.done()
+		}
 	} else if !x.quiet {
 		x.g.metrics.ObserveUnrouted(status)
 	}
@@ -222,7 +294,8 @@ func (x *exchange) finish() {
 		slog.String("path", x.r.URL.Path), slog.Int("status", status),
 		slog.Int64("bytes", x.w.bytes), slog.Duration("duration", d),
 		slog.String("model", x.model), slog.Int("version", ver),
-		slog.String("environment", x.env), slog.String("trace_id", traceID(x.traceparent)))
+		slog.String("environment", x.env), slog.Int("fallback_from", x.fallbackFrom),
+		slog.Int("attempts", x.leg.tries), slog.String("trace_id", traceID(x.traceparent)))
 	if p == http.ErrAbortHandler {
 		panic(p)
 	}
@@ -319,6 +392,7 @@ func (x *exchange) resolve(model, pin string) bool {
 			x.fail(http.StatusBadRequest, "invalid_version", fmt.Sprintf("version %q is not a version number (1, 2, 3 …)", truncate(pin, 40)))
 			return false
 		}
+		x.pinned = true
 		if rv = route.Version(n); rv == nil {
 			x.fail(http.StatusNotFound, "version_not_served", fmt.Sprintf("version %d of model %q is not served in environment %q; served versions: %s", n, model, x.env, servedList(route)))
 			return false
@@ -328,7 +402,6 @@ func (x *exchange) resolve(model, pin string) bool {
 		return false
 	}
 	x.model, x.route, x.version = model, route, rv
-	x.done = x.g.metrics.InFlight(metrics.Key{Model: model, Environment: x.env, Version: rv.Version})
 	return true
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
@@ -91,29 +92,15 @@ func (g *Gateway) serveOIPModel(x *exchange, rest string) {
 		x.fail(http.StatusBadRequest, "wrong_protocol", fmt.Sprintf("version %d of model %q speaks %s, not the Open Inference Protocol; call it through /v1/", x.version.Version, c.model, ep.Protocol))
 		return
 	}
-	upstream := x.version.UpstreamModel
-	if upstream == "" {
-		upstream = c.model
-	}
-	t := target{
-		handlerPath:  "/v2/models/" + c.model + "/versions/" + strconv.Itoa(x.version.Version) + c.suffix,
-		upstreamPath: "/v2/models/" + upstream + c.suffix,
-		body:         body,
-	}
-	if esc := url.PathEscape(upstream); esc != upstream {
-		t.upstreamRawPath = "/v2/models/" + esc + c.suffix
-	}
+	x.oip, x.body, x.idempotent = c, body, true // inference on a model is pure
 	if c.suffix == "/infer" {
-		if ep.Handler == nil {
-			t.modifyResponse = x.rewriteInferResponse
-		}
-		x.forward(x.w, t)
+		x.call(x.w)
 		return
 	}
 	// Metadata and readiness are small: hold them, then put slipway's
 	// name and versions in place of the runtime's.
 	buf := newBufferWriter(1 << 20)
-	x.forward(buf, t)
+	x.call(buf)
 	if x.w.status != 0 || buf.status == 0 {
 		return // failed and answered already, or nothing to send
 	}
@@ -126,6 +113,27 @@ func (g *Gateway) serveOIPModel(x *exchange, rest string) {
 		out = x.rewriteMetadata(out, c.suffix == "")
 	}
 	buf.writeTo(x.w, out)
+}
+
+// oipTarget is where an Open Inference Protocol request goes on rv.
+func (x *exchange) oipTarget(rv *deployment.RouteVersion) target {
+	c := x.oip
+	upstream := rv.UpstreamModel
+	if upstream == "" {
+		upstream = c.model
+	}
+	t := target{
+		handlerPath:  "/v2/models/" + c.model + "/versions/" + strconv.Itoa(rv.Version) + c.suffix,
+		upstreamPath: "/v2/models/" + upstream + c.suffix,
+		body:         x.body,
+	}
+	if esc := url.PathEscape(upstream); esc != upstream {
+		t.upstreamRawPath = "/v2/models/" + esc + c.suffix
+	}
+	if c.suffix == "/infer" && rv.Endpoint.Handler == nil {
+		t.modifyResponse = x.rewriteInferResponse
+	}
+	return t
 }
 
 // rewriteMetadata replaces the runtime's model name with slipway's and, in

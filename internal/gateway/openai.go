@@ -82,15 +82,24 @@ func (g *Gateway) serveOpenAI(x *exchange) {
 		x.fail(http.StatusBadRequest, "wrong_protocol", fmt.Sprintf("version %d of model %q speaks %s, not the OpenAI API; call it through /v2/models/%s/infer", x.version.Version, q.Model, orProtocol(ep.Protocol), q.Model))
 		return
 	}
-	if up := x.version.UpstreamModel; up != "" && up != q.Model {
-		body = q.withModel(body, up)
+	x.openai, x.body = q, body
+	x.idempotent = g.retry.OpenAIIdempotent || x.r.Header.Get(HeaderIdempotencyKey) != ""
+	x.usage = &usageTap{}
+	x.call(x.w)
+}
+
+// openAITarget is where an OpenAI request goes on rv: the body names the
+// model as rv's server knows it.
+func (x *exchange) openAITarget(rv *deployment.RouteVersion) target {
+	body := x.body
+	if up := rv.UpstreamModel; up != "" && up != x.openai.Model {
+		body = x.openai.withModel(body, up)
 	}
 	path := x.r.URL.Path
-	if ep.URL != nil && strings.HasSuffix(strings.TrimSuffix(ep.URL.Path, "/"), "/v1") {
+	if u := rv.Endpoint.URL; u != nil && strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/v1") {
 		path = strings.TrimPrefix(path, "/v1") // base URL given OpenAI-SDK style
 	}
-	x.usage = &usageTap{}
-	x.forward(x.w, target{handlerPath: x.r.URL.Path, upstreamPath: path, body: body, stream: true})
+	return target{handlerPath: x.r.URL.Path, upstreamPath: path, body: body, stream: true}
 }
 
 func orProtocol(p runtime.Protocol) runtime.Protocol {

@@ -38,6 +38,11 @@ func (w *responseWriter) WriteHeader(code int) {
 	} else {
 		h.Del(HeaderVersion)
 	}
+	if w.x.fallbackFrom != 0 {
+		h.Set(HeaderFallbackFrom, strconv.Itoa(w.x.fallbackFrom))
+	} else {
+		h.Del(HeaderFallbackFrom)
+	}
 	if w.x.usage != nil && code >= 200 && code < 300 {
 		w.x.usage.start(h.Get("Content-Type"))
 		w.tap = w.x.usage

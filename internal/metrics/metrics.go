@@ -84,6 +84,9 @@ type series struct {
 	prompt     prometheus.Counter
 	completion prometheus.Counter
 	cost       prometheus.Counter
+	breakerG   prometheus.Gauge
+
+	breaker atomic.Int32 // a BreakerState's index in breakerStates
 
 	mu    sync.Mutex
 	codes map[int]prometheus.Counter // requests_total by status code
@@ -196,12 +199,68 @@ func (r *Recorder) ObserveUnrouted(status int) {
 	r.prom.unrouted.WithLabelValues(strconv.Itoa(status)).Inc()
 }
 
+// RetryOutcome says what became of a retry the gateway wanted.
+type RetryOutcome string
+
+// Retry outcomes.
+const (
+	// RetryRetried: the failed attempt was tried again.
+	RetryRetried RetryOutcome = "retried"
+	// RetryBudgetExhausted: the version's retry budget was spent.
+	RetryBudgetExhausted RetryOutcome = "budget_exhausted"
+	// RetryDeadlineExceeded: no time was left before the overall deadline.
+	RetryDeadlineExceeded RetryOutcome = "deadline_exceeded"
+)
+
+// ObserveRetry counts a retry the gateway wanted after a failed attempt
+// at version k, and what became of it.
+func (r *Recorder) ObserveRetry(k Key, outcome RetryOutcome) {
+	r.prom.retries.WithLabelValues(k.Model, strconv.Itoa(k.Version), k.Environment, string(outcome)).Inc()
+}
+
+// ObserveFallback counts a request of version k answered by version to,
+// the stable version, instead.
+func (r *Recorder) ObserveFallback(k Key, to int) {
+	r.prom.fallback.WithLabelValues(k.Model, k.Environment, strconv.Itoa(k.Version), strconv.Itoa(to)).Inc()
+}
+
+// BreakerState is the state of a version's circuit breaker.
+type BreakerState string
+
+// Breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerHalfOpen BreakerState = "half-open"
+	BreakerOpen     BreakerState = "open"
+)
+
+// breakerStates are the states in the order of the gauge's values.
+var breakerStates = [...]BreakerState{BreakerClosed, BreakerHalfOpen, BreakerOpen}
+
+// SetBreaker records a change of version k's circuit breaker, shown in
+// snapshots and exported as a gauge (0 closed, 1 half-open, 2 open).
+func (r *Recorder) SetBreaker(k Key, state BreakerState) {
+	i := 0
+	for j, st := range breakerStates {
+		if st == state {
+			i = j
+		}
+	}
+	s := r.get(k)
+	s.breaker.Store(int32(i))
+	s.breakerG.Set(float64(i))
+}
+
 // VersionWindows is the live traffic of one served version.
 type VersionWindows struct {
 	Model       string `json:"model"`
 	Environment string `json:"environment"`
 	Version     int    `json:"version"`
 	InFlight    int64  `json:"in_flight"`
+	// Breaker is the state of the version's circuit breaker as last
+	// changed by traffic: closed, open or half-open. An open breaker
+	// whose cool-down has passed shows open until a request probes it.
+	Breaker BreakerState `json:"breaker"`
 	// Windows are 10s, 1m and 5m, in that order.
 	Windows []Window `json:"windows"`
 }
@@ -230,7 +289,7 @@ func (r *Recorder) Snapshot(model, env string) []VersionWindows {
 		s.mu.Unlock()
 		out = append(out, VersionWindows{
 			Model: k.Model, Environment: k.Environment, Version: k.Version,
-			InFlight: s.inFlight.Load(), Windows: w,
+			InFlight: s.inFlight.Load(), Breaker: breakerStates[s.breaker.Load()], Windows: w,
 		})
 	}
 	slices.SortFunc(out, func(a, b VersionWindows) int { return cmp.Compare(a.Version, b.Version) })

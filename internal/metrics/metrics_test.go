@@ -214,3 +214,47 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 	}
 	return out
 }
+
+func TestResilienceMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := New(reg, clock.NewFake(t0))
+	canary := Key{Model: "fraud", Environment: "production", Version: 2}
+	stable := Key{Model: "fraud", Environment: "production", Version: 1}
+	r.Observe(stable, 200, time.Millisecond)
+	r.ObserveRetry(canary, RetryRetried)
+	r.ObserveRetry(canary, RetryRetried)
+	r.ObserveRetry(canary, RetryBudgetExhausted)
+	r.ObserveFallback(canary, 1)
+	r.SetBreaker(canary, BreakerOpen)
+
+	got := gather(t, reg)
+	for k, v := range map[string]float64{
+		`slipway_gateway_retries_total{environment="production",model="fraud",outcome="retried",version="2"}`:          2,
+		`slipway_gateway_retries_total{environment="production",model="fraud",outcome="budget_exhausted",version="2"}`: 1,
+		`slipway_gateway_fallbacks_total{environment="production",from_version="2",model="fraud",to_version="1"}`:      1,
+		`slipway_gateway_breaker_state{environment="production",model="fraud",version="2"}`:                            2,
+		`slipway_gateway_breaker_state{environment="production",model="fraud",version="1"}`:                            0,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	snap := r.Snapshot("fraud", "production")
+	if len(snap) != 2 || snap[0].Breaker != BreakerClosed || snap[1].Breaker != BreakerOpen {
+		t.Fatalf("snapshot breakers: %+v", snap)
+	}
+	b, _ := json.Marshal(snap[1])
+	if !strings.Contains(string(b), `"breaker":"open"`) {
+		t.Errorf("snapshot JSON %s lacks the breaker state", b)
+	}
+	r.SetBreaker(canary, BreakerHalfOpen)
+	if r.Snapshot("fraud", "production")[1].Breaker != BreakerHalfOpen {
+		t.Error("half-open not shown")
+	}
+	r.Forget(canary)
+	for k := range gather(t, reg) {
+		if strings.Contains(k, `version="2"`) || strings.Contains(k, `from_version="2"`) {
+			t.Errorf("after Forget %s is still exported", k)
+		}
+	}
+}

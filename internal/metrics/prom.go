@@ -14,6 +14,9 @@ const (
 	NameTokens   = "slipway_gateway_tokens_total"
 	NameCost     = "slipway_gateway_cost_total"
 	NameUnrouted = "slipway_gateway_unrouted_requests_total"
+	NameRetries  = "slipway_gateway_retries_total"
+	NameFallback = "slipway_gateway_fallbacks_total"
+	NameBreaker  = "slipway_gateway_breaker_state"
 )
 
 // DurationBuckets are the request-duration histogram bounds in seconds:
@@ -30,6 +33,9 @@ type collectors struct {
 	tokens   *prometheus.CounterVec
 	cost     *prometheus.CounterVec
 	unrouted *prometheus.CounterVec
+	retries  *prometheus.CounterVec
+	fallback *prometheus.CounterVec
+	breaker  *prometheus.GaugeVec
 }
 
 func newCollectors(reg prometheus.Registerer) *collectors {
@@ -60,7 +66,19 @@ func newCollectors(reg prometheus.Registerer) *collectors {
 			Help: "Requests the gateway answered without reaching a version (unknown model, bad request, body too large), by HTTP status code.",
 		}, []string{"code"}),
 	}
-	reg.MustRegister(c.requests, c.duration, c.inFlight, c.tokens, c.cost, c.unrouted)
+	c.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: NameRetries,
+		Help: "Retries the gateway wanted after a failed attempt, by model, version, environment and outcome (retried, budget_exhausted, deadline_exceeded).",
+	}, []string{"model", "version", "environment", "outcome"})
+	c.fallback = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: NameFallback,
+		Help: "Requests sent to the stable version instead of the version they were routed to (its breaker was open or its call failed).",
+	}, []string{"model", "environment", "from_version", "to_version"})
+	c.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: NameBreaker,
+		Help: "Circuit breaker of each served version: 0 closed, 1 half-open (probing), 2 open.",
+	}, []string{"model", "version", "environment"})
+	reg.MustRegister(c.requests, c.duration, c.inFlight, c.tokens, c.cost, c.unrouted, c.retries, c.fallback, c.breaker)
 	return c
 }
 
@@ -75,6 +93,7 @@ func (c *collectors) newSeries(k Key) *series {
 		prompt:     c.tokens.WithLabelValues(k.Model, v, k.Environment, "prompt"),
 		completion: c.tokens.WithLabelValues(k.Model, v, k.Environment, "completion"),
 		cost:       c.cost.WithLabelValues(k.Model, v, k.Environment),
+		breakerG:   c.breaker.WithLabelValues(k.Model, v, k.Environment),
 		codes:      map[int]prometheus.Counter{},
 	}
 	s.done = func() {
@@ -92,4 +111,9 @@ func (c *collectors) forget(k Key) {
 	c.duration.Delete(l)
 	c.inFlight.Delete(l)
 	c.cost.Delete(l)
+	c.retries.DeletePartialMatch(l)
+	c.breaker.Delete(l)
+	v := strconv.Itoa(k.Version)
+	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "from_version": v})
+	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "to_version": v})
 }

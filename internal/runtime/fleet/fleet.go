@@ -3,6 +3,11 @@
 // runtime its format calls for, starts it, reports its health and stops it
 // when no deployment serves the version any more. It knows nothing of
 // weights or environments.
+//
+// A version that leaves every deployment is drained before it stops: the
+// gateway may have routed requests to it with the previous routing table,
+// so it keeps running for DrainGrace and then until the requests in flight
+// on it have ended (at most DrainTimeout).
 package fleet
 
 import (
@@ -13,11 +18,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -43,7 +51,19 @@ type Config struct {
 	Dir     string
 	Factory Factory
 	Log     *slog.Logger
+	// DrainGrace is how long a version no deployment serves any more
+	// keeps running before it is stopped, so that requests routed with
+	// the previous routing table still reach it (default 1s). After it,
+	// the fleet waits for the version's requests in flight to end, up to
+	// DrainTimeout (default 30s, the gateway's upstream timeout).
+	DrainGrace, DrainTimeout time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultDrainGrace   = time.Second
+	DefaultDrainTimeout = 30 * time.Second
+)
 
 // Key names a running version.
 type Key struct {
@@ -56,6 +76,54 @@ func (k Key) String() string { return fmt.Sprintf("%s version %d", k.Model, k.Ve
 type instance struct {
 	rt runtime.Runtime
 	ep runtime.Endpoint
+	// inflight counts the requests the endpoint is serving: handler
+	// calls, and remote calls until their answer's body is closed.
+	inflight atomic.Int64
+}
+
+// counted returns ep with its handler or transport counting in-flight
+// requests.
+func (in *instance) counted(ep runtime.Endpoint) runtime.Endpoint {
+	if h := ep.Handler; h != nil {
+		ep.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			in.inflight.Add(1)
+			defer in.inflight.Add(-1)
+			h.ServeHTTP(w, r)
+		})
+	}
+	if tr := ep.Transport; tr != nil {
+		ep.Transport = &countingTransport{next: tr, n: &in.inflight}
+	}
+	return ep
+}
+
+// countingTransport counts a request from RoundTrip until its answer's
+// body is closed (the gateway's reverse proxy always closes it).
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n.Add(1)
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		t.n.Add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, n: t.n}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(func() { b.n.Add(-1) })
+	return b.ReadCloser.Close()
 }
 
 // Fleet is the set of running runtimes.
@@ -66,6 +134,11 @@ type Fleet struct {
 	startMu sync.Mutex
 	mu      sync.Mutex
 	running map[Key]*instance
+	// draining counts versions retired but not yet stopped; closing,
+	// closed by Close, cuts their drain short.
+	draining  sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Open prepares the artifact folder, removing half-written extractions
@@ -73,6 +146,12 @@ type Fleet struct {
 func Open(cfg Config) (*Fleet, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.DrainGrace <= 0 {
+		cfg.DrainGrace = DefaultDrainGrace
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("runtime folder: %w", err)
@@ -88,7 +167,7 @@ func Open(cfg Config) (*Fleet, error) {
 			}
 		}
 	}
-	return &Fleet{cfg: cfg, running: map[Key]*instance{}}, nil
+	return &Fleet{cfg: cfg, running: map[Key]*instance{}, closing: make(chan struct{})}, nil
 }
 
 // Start makes sure version v runs and returns its endpoint. A version
@@ -118,12 +197,13 @@ func (f *Fleet) Start(ctx context.Context, v domain.Version) (runtime.Endpoint, 
 		_ = rt.Stop(context.WithoutCancel(ctx))
 		return runtime.Endpoint{}, fmt.Errorf("%s cannot start: %w", k, err)
 	}
-	ep := rt.Endpoint()
+	in := &instance{rt: rt}
+	in.ep = in.counted(rt.Endpoint())
 	f.mu.Lock()
-	f.running[k] = &instance{rt: rt, ep: ep}
+	f.running[k] = in
 	f.mu.Unlock()
 	f.cfg.Log.Info("runtime started", "model", v.Model, "version", v.Number, "format", string(v.Format))
-	return ep, nil
+	return in.ep, nil
 }
 
 func (f *Fleet) endpoint(k Key) (runtime.Endpoint, bool) {
@@ -147,31 +227,58 @@ func (f *Fleet) Health(ctx context.Context, model string, version int) error {
 	return in.rt.Health(ctx)
 }
 
-// Retain stops every running version keep does not want.
+// Retain retires every running version keep does not want: it leaves the
+// fleet at once (a later Start runs a fresh one) and is stopped once
+// drained, in the background.
 func (f *Fleet) Retain(ctx context.Context, keep func(model string, version int) bool) {
 	f.mu.Lock()
-	var stop []Key
-	var rts []runtime.Runtime
+	defer f.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
 	for k, in := range f.running {
 		if !keep(k.Model, k.Version) {
-			stop = append(stop, k)
-			rts = append(rts, in.rt)
 			delete(f.running, k)
-		}
-	}
-	f.mu.Unlock()
-	for i, rt := range rts {
-		if err := rt.Stop(ctx); err != nil {
-			f.cfg.Log.Warn("stopping runtime", "model", stop[i].Model, "version", stop[i].Version, "err", err.Error())
-		} else {
-			f.cfg.Log.Info("runtime stopped", "model", stop[i].Model, "version", stop[i].Version)
+			f.draining.Add(1)
+			go func() {
+				defer f.draining.Done()
+				f.retire(ctx, k, in)
+			}()
 		}
 	}
 }
 
-// Close stops every runtime.
+// retire waits DrainGrace, then for the version's requests in flight to
+// end (at most DrainTimeout), then stops it. Close cuts the waits short.
+func (f *Fleet) retire(ctx context.Context, k Key, in *instance) {
+	grace := time.NewTimer(f.cfg.DrainGrace)
+	select {
+	case <-grace.C:
+	case <-f.closing:
+	}
+	grace.Stop()
+	deadline := time.Now().Add(f.cfg.DrainTimeout)
+	for in.inflight.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-f.closing:
+			deadline = time.Time{}
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if n := in.inflight.Load(); n > 0 {
+		f.cfg.Log.Warn("stopping runtime with requests still in flight", "model", k.Model, "version", k.Version, "in_flight", n)
+	}
+	if err := in.rt.Stop(ctx); err != nil {
+		f.cfg.Log.Warn("stopping runtime", "model", k.Model, "version", k.Version, "err", err.Error())
+	} else {
+		f.cfg.Log.Info("runtime stopped", "model", k.Model, "version", k.Version)
+	}
+}
+
+// Close stops every runtime, those draining included, and returns once
+// they are stopped. The servers have finished their requests by then.
 func (f *Fleet) Close(ctx context.Context) {
+	f.closeOnce.Do(func() { close(f.closing) })
 	f.Retain(ctx, func(string, int) bool { return false })
+	f.draining.Wait()
 }
 
 // materialize writes a version's artifact into Dir/<model>/<version>,

@@ -10,12 +10,12 @@ import (
 	"github.com/slipway-ml/slipway/internal/store"
 )
 
-const deploymentCols = `model, environment, versions, revision, updated_by, updated_at`
+const deploymentCols = `model, environment, versions, stable, revision, updated_by, updated_at`
 
 const (
 	qGetDeployment    = `SELECT ` + deploymentCols + ` FROM deployments WHERE model = ? AND environment = ?`
-	qUpsertDeployment = `INSERT INTO deployments (` + deploymentCols + `) VALUES (?, ?, ?, ?, ?, ?) ` +
-		`ON CONFLICT (model, environment) DO UPDATE SET versions = excluded.versions, ` +
+	qUpsertDeployment = `INSERT INTO deployments (` + deploymentCols + `) VALUES (?, ?, ?, ?, ?, ?, ?) ` +
+		`ON CONFLICT (model, environment) DO UPDATE SET versions = excluded.versions, stable = excluded.stable, ` +
 		`revision = excluded.revision, updated_by = excluded.updated_by, updated_at = excluded.updated_at`
 	qDeleteDeployment = `DELETE FROM deployments WHERE model = ? AND environment = ?`
 )
@@ -67,7 +67,7 @@ func scanDeployment(s scanner) (domain.Deployment, error) {
 		d                 domain.Deployment
 		versions, updated string
 	)
-	if err := s.Scan(&d.Model, &d.Environment, &versions, &d.Revision, &d.UpdatedBy, &updated); err != nil {
+	if err := s.Scan(&d.Model, &d.Environment, &versions, &d.Stable, &d.Revision, &d.UpdatedBy, &updated); err != nil {
 		return d, err
 	}
 	if err := json.Unmarshal([]byte(versions), &d.Versions); err != nil {
@@ -89,7 +89,7 @@ func (t *tx) PutDeployment(ctx context.Context, d domain.Deployment) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	_, err = t.tx.ExecContext(ctx, t.d.rebind(qUpsertDeployment),
-		d.Model, d.Environment, string(versions), d.Revision, d.UpdatedBy, formatTime(d.UpdatedAt))
+		d.Model, d.Environment, string(versions), d.Stable, d.Revision, d.UpdatedBy, formatTime(d.UpdatedAt))
 	return t.d.wrap(err, what)
 }
 

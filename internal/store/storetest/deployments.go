@@ -20,7 +20,7 @@ func testDeployments(t *testing.T, s store.Store) {
 		t.Fatalf("GetDeployment of nothing: %v, want ErrNotFound", err)
 	}
 	want := domain.Deployment{Model: "a", Environment: "production", Revision: 1, UpdatedBy: "cd", UpdatedAt: t0,
-		Versions: []domain.ServedVersion{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}}}
+		Versions: []domain.ServedVersion{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}}, Stable: 1}
 	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.PutDeployment(ctx, want) })
 	got, err := s.GetDeployment(ctx, "a", "production")
 	must(t, "GetDeployment", err)
@@ -31,12 +31,12 @@ func testDeployments(t *testing.T, s store.Store) {
 	}
 
 	// Replacing keeps one row per (model, environment).
-	want.Versions, want.Revision = []domain.ServedVersion{{Version: 2, Weight: 100}}, 2
+	want.Versions, want.Revision, want.Stable = []domain.ServedVersion{{Version: 2, Weight: 100}}, 2, 2
 	want.UpdatedAt = t0.Add(time.Minute)
 	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.PutDeployment(ctx, want) })
 	got, err = s.GetDeployment(ctx, "a", "production")
 	must(t, "GetDeployment", err)
-	if got.Revision != 2 || len(got.Versions) != 1 || got.Versions[0].Weight != 100 {
+	if got.Revision != 2 || len(got.Versions) != 1 || got.Versions[0].Weight != 100 || got.Stable != 2 {
 		t.Fatalf("replaced deployment = %+v", got)
 	}
 
