@@ -13,7 +13,7 @@ import (
 func main() {
 	serve := func(ctx context.Context, o cli.ServerOptions) error {
 		return app.Run(ctx, app.Config{
-			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
+			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, EgressAllow: o.EgressAllow, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
 			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
 		}, nil)
 	}

@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,10 +45,10 @@ type Config struct {
 	// MaxBodyBytes caps JSON request bodies; MaxBlobBytes one artifact file.
 	MaxBodyBytes int64
 	MaxBlobBytes int64
-	// EgressAllow lists the networks model servers may be reached on
-	// (default loopback only); metadata and link-local addresses are
-	// refused whatever it says.
-	EgressAllow []netip.Prefix
+	// EgressAllow lists the networks (CIDRs or addresses, comma-separated)
+	// model servers may be reached on; empty means loopback only. Metadata
+	// and link-local addresses are refused whatever it says.
+	EgressAllow string
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -65,6 +65,14 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	log := c.Log
+	policy := egress.Default()
+	if strings.TrimSpace(c.EgressAllow) != "" {
+		allow, err := egress.ParseAllow(c.EgressAllow)
+		if err != nil {
+			return fmt.Errorf("--egress-allow: %w", err)
+		}
+		policy = &egress.Policy{Allow: allow}
+	}
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -88,10 +96,6 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		log.Info("created the first admin token; read it from this file (mode 0600) and keep it safe", "path", path)
 	}
 
-	policy := &egress.Policy{Allow: c.EgressAllow}
-	if len(policy.Allow) == 0 {
-		policy = egress.Default()
-	}
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Clock: clk, Check: fleet.Check(policy)})
 	fl, err := fleet.Open(fleet.Config{
 		Manifests: reg, Blobs: blobs, Dir: filepath.Join(c.DataDir, "runtimes"), Log: log,

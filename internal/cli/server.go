@@ -15,6 +15,7 @@ type ServerOptions struct {
 	DataDir         string
 	Addr            string
 	GatewayAddr     string
+	EgressAllow     string
 	MaxBodyBytes    int64
 	MaxBlobBytes    int64
 	ShutdownTimeout time.Duration
@@ -52,6 +53,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.DataDir, "data-dir", envOr("SLIPWAY_DATA_DIR", ".slipway"), "folder for state, artifacts and the first admin token (env SLIPWAY_DATA_DIR)")
 	f.StringVar(&c.Addr, "addr", envOr("SLIPWAY_LISTEN", "127.0.0.1:8700"), "API listen address (env SLIPWAY_LISTEN)")
 	f.StringVar(&c.GatewayAddr, "gateway-addr", envOr("SLIPWAY_GATEWAY_LISTEN", "127.0.0.1:8080"), "inference gateway listen address: Open Inference Protocol v2 and OpenAI (env SLIPWAY_GATEWAY_LISTEN)")
+	f.StringVar(&c.EgressAllow, "egress-allow", os.Getenv("SLIPWAY_EGRESS_ALLOW"), "networks external and openai model servers may be reached on, comma-separated CIDRs (default loopback only; metadata and link-local addresses are always refused) (env SLIPWAY_EGRESS_ALLOW)")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest JSON request body accepted")
 	f.Int64Var(&c.MaxBlobBytes, "max-artifact-file-bytes", 64<<30, "largest single artifact file accepted")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
