@@ -57,7 +57,10 @@ func TestRetriesOnlyWhenSafe(t *testing.T) {
 			}
 			var sl sleeps
 			h := newHarness(t, func(cfg *Config) {
-				cfg.Retry = RetryPolicy{TryTimeout: 100 * time.Millisecond, Deadline: 10 * time.Second, OpenAIIdempotent: c.idemConfig}
+				// The per-try timeout must cut the hanging first request but
+				// never an answering one, however loaded the machine: hangs
+				// hang until released, so a generous timeout costs only time.
+				cfg.Retry = RetryPolicy{TryTimeout: time.Second, Deadline: 10 * time.Second, OpenAIIdempotent: c.idemConfig}
 				cfg.Breaker.Disabled = true
 				cfg.Sleep = sl.sleep
 			}, route(model, "production", up.version(t, 1, 100, proto)))
