@@ -44,6 +44,10 @@ bench: bench-deps ## Run the benchmarks behind docs/performance.md (a few minute
 	./bench/ingest.sh
 	./bench/xgboost.sh
 
+.PHONY: bench-gateway
+bench-gateway: ## Gateway against nginx and Portkey with wrk on loopback (installs wrk, nginx, Node as needed; ~5 min)
+	./bench/gateway/run.sh
+
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against (Debian's XGBoost, bc)
 	@if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null || ! command -v bc >/dev/null; then \
