@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"sync"
 	"syscall"
 	"time"
 
@@ -172,7 +172,8 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
 			f = x.classify(r, err)
 		},
-		ErrorLog: log.New(slogWriter{x.g.log}, "", 0),
+		ErrorLog:   x.g.proxyLog,
+		BufferPool: x.g.buffers,
 	}
 	if t.stream {
 		proxy.FlushInterval = -1
@@ -283,4 +284,24 @@ func upstreamTimeoutContext(parent context.Context, d time.Duration) (context.Co
 	ctx, cancel := context.WithCancelCause(parent)
 	t := time.AfterFunc(d, func() { cancel(errUpstreamTimeout) })
 	return ctx, t, cancel
+}
+
+// bufferPool lends ReverseProxy its copy buffers instead of a new 32 KiB
+// one per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+// Get returns a buffer.
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+// Put returns a buffer for reuse.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < 32<<10 {
+		return
+	}
+	buf = buf[:32<<10]
+	b.p.Put(&buf)
 }

@@ -30,6 +30,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
@@ -117,6 +118,10 @@ type Gateway struct {
 	clock      clock.Clock
 	sleep      func(context.Context, time.Duration) error
 	upstreams  *upstreams
+	// proxyLog and buffers are shared by every remote call: building them
+	// per request cost a logger and a 32 KiB copy buffer each.
+	proxyLog *log.Logger
+	buffers  *bufferPool
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -157,6 +162,7 @@ func New(c Config) *Gateway {
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
 		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep,
 		upstreams: newUpstreams(c.Breaker, c.Retry),
+		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(),
 	}
 }
 
