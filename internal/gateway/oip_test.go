@@ -188,6 +188,30 @@ func TestWeightedSplit(t *testing.T) {
 	}
 }
 
+// TestSplitRatiosOverTenThousand is the bar: every version's share
+// over 10,000 requests within ±2 percentage points of its weight (6 SD and
+// more at these sizes, so it does not flake).
+func TestSplitRatiosOverTenThousand(t *testing.T) {
+	const n = 10_000
+	weights := map[string]int{"1": 70, "2": 25, "3": 5}
+	h := newHarness(t, nil, route("fraud", "production",
+		inProcess(1, 70, &fakeModel{}), inProcess(2, 25, &fakeModel{}), inProcess(3, 5, &fakeModel{})))
+	got := map[string]int{}
+	for range n {
+		resp, _ := h.do("POST", "/v2/models/fraud/infer", inferBody)
+		got[resp.Header.Get(HeaderVersion)]++
+	}
+	for v, w := range weights {
+		share := 100 * float64(got[v]) / n
+		if math.Abs(share-float64(w)) > 2 {
+			t.Errorf("version %s served %.2f %% of %d requests, weight %d %%", v, share, n, w)
+		}
+	}
+	if got["1"]+got["2"]+got["3"] != n {
+		t.Fatalf("answers by version: %v", got)
+	}
+}
+
 func TestEnvironmentRule(t *testing.T) {
 	h := newHarness(t, nil,
 		route("fraud", "production", inProcess(1, 100, &fakeModel{})),
