@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/requestid"
 )
 
 type ctxKey int
@@ -32,26 +31,6 @@ func requestID(ctx context.Context) string {
 func tokenFrom(ctx context.Context) domain.Token {
 	t, _ := ctx.Value(keyToken).(domain.Token)
 	return t
-}
-
-// validRequestID accepts a caller's X-Request-ID when it is short and tame,
-// so it can be logged without escaping.
-func validRequestID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 type statusWriter struct {
@@ -103,11 +82,8 @@ func newMetrics(reg prometheus.Registerer) *apiMetrics {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-ID")
-		if !validRequestID(id) {
-			id = newRequestID()
-		}
-		w.Header().Set("X-Request-ID", id)
+		id := requestid.From(r.Header.Get(requestid.Header))
+		w.Header().Set(requestid.Header, id)
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}

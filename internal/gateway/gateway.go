@@ -42,6 +42,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/metrics"
+	"github.com/slipway-ml/slipway/internal/requestid"
 )
 
 // Headers the gateway reads or writes.
@@ -53,7 +54,7 @@ const (
 	// HeaderFallbackFrom names the version a request was routed to when
 	// the stable version answered it instead.
 	HeaderFallbackFrom = "X-Slipway-Fallback-From"
-	HeaderRequestID    = "X-Request-ID"
+	HeaderRequestID    = requestid.Header
 	// HeaderIdempotencyKey marks a request the caller says is safe to
 	// repeat: it is retried and falls back like an idempotent call.
 	HeaderIdempotencyKey = "Idempotency-Key"
@@ -234,10 +235,7 @@ type exchange struct {
 // then metrics and one access-log line.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{g: g, r: r, start: time.Now()}
-	x.id = r.Header.Get(HeaderRequestID)
-	if !validRequestID(x.id) {
-		x.id = newRequestID()
-	}
+	x.id = requestid.From(r.Header.Get(HeaderRequestID))
 	x.traceparent = r.Header.Get(HeaderTraceparent)
 	if !validTraceparent(x.traceparent) {
 		x.traceparent = newTraceparent()
@@ -421,26 +419,6 @@ func servedList(r *deployment.Route) string {
 		s[i] = strconv.Itoa(v.Version)
 	}
 	return strings.Join(s, ", ")
-}
-
-// validRequestID accepts a caller's X-Request-ID when it is short and tame,
-// so it can be logged without escaping (the API's rule).
-func validRequestID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // validTraceparent checks a W3C traceparent header: version-traceid-

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"github.com/slipway-ml/slipway/internal/requestid"
 	"math"
 	"net"
 	"net/http"
@@ -81,7 +82,7 @@ func TestInferInProcess(t *testing.T) {
 	// Without trace context or a sane request ID, the gateway makes them.
 	resp, _ = h.do("POST", "/v2/models/fraud/infer", inferBody, "X-Request-ID", "bad id with spaces")
 	id := resp.Header.Get(HeaderRequestID)
-	if !validRequestID(id) || id == "bad id with spaces" {
+	if !requestid.Valid(id) || id == "bad id with spaces" {
 		t.Errorf("generated request id %q", id)
 	}
 	if got := model.last().Header.Get("traceparent"); !validTraceparent(got) {

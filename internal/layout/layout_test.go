@@ -16,6 +16,7 @@ const module = "github.com/slipway-ml/slipway/"
 var order = []string{
 	"internal/domain",
 	"internal/clock",
+	"internal/requestid",
 	"internal/audit",
 	"internal/analysis",
 	"internal/drift",
