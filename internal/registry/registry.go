@@ -8,8 +8,8 @@ package registry
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 

@@ -131,4 +131,3 @@ func TestStartRefusesAnUnsupportedModel(t *testing.T) {
 		t.Fatal("Start of a missing file succeeded")
 	}
 }
-
