@@ -42,11 +42,14 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 	v.Lineage.CodeCommit = strings.ToLower(v.Lineage.CodeCommit)
 	v.Lineage.DatasetSHA256 = strings.ToLower(v.Lineage.DatasetSHA256)
 	if p.Manifest != nil {
-		// Validated here; digests and sizes are only known once checked.
-		if err := p.Manifest.Validate(); err != nil {
+		// The digest is the manifest's own: known before anything is stored.
+		digest, err := p.Manifest.Digest()
+		if err != nil {
 			return domain.Version{}, err
 		}
-		v.ArtifactDigest = "sha256:" + strings.Repeat("0", 64) // placeholder until stored
+		v.ArtifactDigest = digest
+		v.ArtifactSize = p.Manifest.Size()
+		v.ArtifactFiles = len(p.Manifest.Files)
 	}
 	if err := v.ValidateNew(); err != nil {
 		return domain.Version{}, err
@@ -78,13 +81,9 @@ func (r *Registry) PushVersion(ctx context.Context, actor string, p Push) (domai
 		}
 	}
 	if p.Manifest != nil {
-		digest, err := r.storeManifest(ctx, *p.Manifest)
-		if err != nil {
+		if err := r.storeManifest(ctx, *p.Manifest); err != nil {
 			return domain.Version{}, err
 		}
-		v.ArtifactDigest = digest
-		v.ArtifactSize = p.Manifest.Size()
-		v.ArtifactFiles = len(p.Manifest.Files)
 	}
 	err := r.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		// Checked again inside the write lock: models and versions are never
@@ -125,16 +124,17 @@ func (r *Registry) checkBlobs(ctx context.Context, m artifact.Manifest) error {
 	return nil
 }
 
-func (r *Registry) storeManifest(ctx context.Context, m artifact.Manifest) (string, error) {
+// storeManifest keeps the manifest's canonical bytes as a blob named by
+// its digest, the version's digest.
+func (r *Registry) storeManifest(ctx context.Context, m artifact.Manifest) error {
 	canon, err := m.Canonical()
 	if err != nil {
-		return "", err
+		return err
 	}
-	digest := artifact.DigestOf(canon)
-	if _, err := r.blobs.Put(ctx, digest, int64(len(canon)), bytes.NewReader(canon)); err != nil {
-		return "", fmt.Errorf("storing manifest: %w", err)
+	if _, err := r.blobs.Put(ctx, artifact.DigestOf(canon), int64(len(canon)), bytes.NewReader(canon)); err != nil {
+		return fmt.Errorf("storing manifest: %w", err)
 	}
-	return digest, nil
+	return nil
 }
 
 // GetVersion returns the version a ref names.
