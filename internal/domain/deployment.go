@@ -21,6 +21,9 @@ type Deployment struct {
 	// version's circuit breaker is open or its call failed: the one known
 	// to be good. Zero means not chosen yet (DefaultStable applies).
 	Stable int `json:"stable,omitempty"`
+	// Routing is the policy beyond the weighted split: sticky keys, match
+	// rules, a shadow version, limits.
+	Routing Routing `json:"routing"`
 	// Revision counts changes, starting at 1; a change may name the
 	// revision it expects, as alias moves do.
 	Revision  int64     `json:"revision"`
@@ -97,7 +100,7 @@ func (d *Deployment) Validate() error {
 	if d.Stable != 0 && !d.Serves(d.Stable) {
 		return fmt.Errorf("stable version %d is not one of the served versions: %w", d.Stable, ErrInvalid)
 	}
-	return nil
+	return d.Routing.Validate(*d)
 }
 
 // DefaultStable is the version a deployment falls back to when none was
