@@ -1,6 +1,9 @@
 package deployment
 
 import (
+	"hash/fnv"
+
+	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
@@ -25,6 +28,29 @@ type Route struct {
 	// version's breaker is open or its call failed; 0 for none. It may be
 	// missing from Versions when its runtime could not start.
 	Stable int
+	// Sticky, when set, names the request key whose hash picks the
+	// version (Bucket), so one caller stays on one version while the
+	// weights stay put.
+	Sticky *domain.StickyKey
+	// Rules send a request whose header matches to a version; the first
+	// match wins. Rules whose version could not start are left out.
+	Rules []RouteRule
+	// Shadow, when set, gets a copy of Percent of the requests.
+	Shadow *RouteShadow
+	// Limits bound the deployment's rate and each version's concurrency.
+	Limits domain.RouteLimits
+}
+
+// RouteRule is a match rule with its version resolved.
+type RouteRule struct {
+	domain.MatchRule
+	Target *RouteVersion
+}
+
+// RouteShadow is the version mirrored requests go to.
+type RouteShadow struct {
+	Target  *RouteVersion
+	Percent float64
 }
 
 // RouteVersion is one served version and where its requests go.
@@ -97,6 +123,18 @@ func (r *Route) Pick(u int) *RouteVersion {
 		}
 	}
 	return nil
+}
+
+// Bucket is where a sticky key falls in [0, 100): a hash of the model's
+// name and the key, the same in every process and across restarts. Pick
+// with the bucket keeps a caller on one version while the weights stay
+// put; when they change, only callers whose bucket changes owner move.
+func (r *Route) Bucket(key []byte) int {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(r.Model))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write(key)
+	return int(h.Sum64() % 100)
 }
 
 // NewTable builds a table from routes; a later route for the same model

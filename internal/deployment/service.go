@@ -98,7 +98,9 @@ func (s *Service) Deploy(ctx context.Context, actor, model, ref, env string, exp
 	if err != nil {
 		return domain.Deployment{}, err
 	}
-	return s.change(ctx, actor, model, env, []domain.ServedVersion{{Version: v.Number, Weight: 100}}, v.Number, expectedRevision)
+	return s.change(ctx, actor, model, env, spec{
+		served: []domain.ServedVersion{{Version: v.Number, Weight: 100}}, stable: v.Number, dropVersionRules: true,
+	}, expectedRevision)
 }
 
 // SetTraffic replaces an environment's split: version → weight, weights
@@ -117,24 +119,48 @@ func (s *Service) SetTraffic(ctx context.Context, actor, model, env string, weig
 	for v, w := range weights {
 		served = append(served, domain.ServedVersion{Version: v, Weight: w})
 	}
-	return s.change(ctx, actor, model, env, served, stable, expectedRevision)
+	return s.change(ctx, actor, model, env, spec{served: served, stable: stable}, expectedRevision)
 }
 
 func (s *Service) resolve(ctx context.Context, model, ref string) (domain.Version, error) {
 	return s.cfg.Versions.GetVersion(ctx, model, registry.Ref(ref))
 }
 
+// spec is what a change asks for.
+type spec struct {
+	served []domain.ServedVersion
+	// stable 0 keeps the current stable version while it is served, else
+	// takes the default.
+	stable int
+	// routing replaces the policy; nil keeps the current one.
+	routing *domain.Routing
+	// dropVersionRules clears the current match rules and shadow, which
+	// name versions (a deploy of one version replaces what was served).
+	dropVersionRules bool
+}
+
 // change is every deployment change: validate, start what must run, then
-// commit with an audit entry, then publish. stable 0 keeps the current
-// stable version while it is served, else takes the default.
-func (s *Service) change(ctx context.Context, actor, model, env string, served []domain.ServedVersion, stable int, expected *int64) (domain.Deployment, error) {
-	d := domain.Deployment{Model: model, Environment: env, Versions: served, Stable: stable}
+// commit with an audit entry, then publish.
+func (s *Service) change(ctx context.Context, actor, model, env string, sp spec, expected *int64) (domain.Deployment, error) {
+	d := domain.Deployment{Model: model, Environment: env, Versions: sp.served, Stable: sp.stable}
+	if sp.routing != nil {
+		d.Routing = *sp.routing
+	}
 	if err := d.Validate(); err != nil {
 		return domain.Deployment{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := s.cfg.Store.GetDeployment(ctx, model, env)
+	if err == nil && sp.routing == nil {
+		d.Routing = cur.Routing
+		if sp.dropVersionRules {
+			d.Routing.Rules, d.Routing.Shadow = nil, nil
+		}
+		if err := d.Routing.Validate(d); err != nil {
+			return domain.Deployment{}, fmt.Errorf("the deployment's routing policy no longer fits this split (change the routing first): %w", err)
+		}
+	}
 	if err == nil {
 		// A version that stays keeps its price.
 		for i := range d.Versions {
@@ -181,12 +207,12 @@ func (s *Service) change(ctx context.Context, actor, model, env string, served [
 		}
 		var before any
 		if exists {
-			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions, "stable": cur.Stable}
+			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions, "stable": cur.Stable, "routing": cur.Routing}
 		}
 		_, err = tx.AppendAudit(ctx, audit.Entry{
 			Time: d.UpdatedAt, Actor: actor, Action: "deployment.set", Subject: subject(model, env),
 			Before: audit.Document(before),
-			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions, "stable": d.Stable}),
+			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions, "stable": d.Stable, "routing": d.Routing}),
 		})
 		return err
 	})
@@ -253,7 +279,44 @@ func (s *Service) route(ctx context.Context, d domain.Deployment, served map[str
 		s.cfg.Log.Error("a deployed version cannot serve", "model", d.Model, "environment", d.Environment,
 			"version", sv.Version, "err", err.Error())
 	}
+	compileRouting(r, d.Routing)
 	return r
+}
+
+// compileRouting resolves a policy's versions against the route's: a rule
+// or shadow whose version could not start is left out (and its requests
+// take the split).
+func compileRouting(r *Route, p domain.Routing) {
+	r.Sticky = p.Sticky
+	for _, m := range p.Rules {
+		if rv := r.Version(m.Version); rv != nil {
+			r.Rules = append(r.Rules, RouteRule{MatchRule: m, Target: rv})
+		}
+	}
+	if p.Shadow != nil {
+		if rv := r.Version(p.Shadow.Version); rv != nil {
+			r.Shadow = &RouteShadow{Target: rv, Percent: p.Shadow.Percent}
+		}
+	}
+	if p.Limits != nil {
+		r.Limits = *p.Limits
+	}
+}
+
+// SetRouting replaces the routing policy of a deployment: sticky key,
+// match rules, shadow and limits. The split stays as it is.
+func (s *Service) SetRouting(ctx context.Context, actor, model, env string, routing domain.Routing, expected *int64) (domain.Deployment, error) {
+	if err := s.checkEnv(env); err != nil {
+		return domain.Deployment{}, err
+	}
+	cur, err := s.cfg.Store.GetDeployment(ctx, model, env)
+	if err != nil {
+		return domain.Deployment{}, err
+	}
+	if expected == nil {
+		expected = &cur.Revision
+	}
+	return s.change(ctx, actor, model, env, spec{served: cur.Versions, stable: cur.Stable, routing: &routing}, expected)
 }
 
 // upstreamName is the name a version's server knows the model by.
@@ -291,5 +354,5 @@ func (s *Service) SetPrice(ctx context.Context, actor, model, env string, versio
 	if expected == nil {
 		expected = &cur.Revision
 	}
-	return s.change(ctx, actor, model, env, served, cur.Stable, expected)
+	return s.change(ctx, actor, model, env, spec{served: served, stable: cur.Stable}, expected)
 }

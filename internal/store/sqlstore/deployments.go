@@ -10,12 +10,12 @@ import (
 	"github.com/slipway-ml/slipway/internal/store"
 )
 
-const deploymentCols = `model, environment, versions, stable, revision, updated_by, updated_at`
+const deploymentCols = `model, environment, versions, stable, routing, revision, updated_by, updated_at`
 
 const (
 	qGetDeployment    = `SELECT ` + deploymentCols + ` FROM deployments WHERE model = ? AND environment = ?`
-	qUpsertDeployment = `INSERT INTO deployments (` + deploymentCols + `) VALUES (?, ?, ?, ?, ?, ?, ?) ` +
-		`ON CONFLICT (model, environment) DO UPDATE SET versions = excluded.versions, stable = excluded.stable, ` +
+	qUpsertDeployment = `INSERT INTO deployments (` + deploymentCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ` +
+		`ON CONFLICT (model, environment) DO UPDATE SET versions = excluded.versions, stable = excluded.stable, routing = excluded.routing, ` +
 		`revision = excluded.revision, updated_by = excluded.updated_by, updated_at = excluded.updated_at`
 	qDeleteDeployment = `DELETE FROM deployments WHERE model = ? AND environment = ?`
 )
@@ -64,14 +64,17 @@ func (r *reader) ListDeployments(ctx context.Context, f store.DeploymentFilter, 
 
 func scanDeployment(s scanner) (domain.Deployment, error) {
 	var (
-		d                 domain.Deployment
-		versions, updated string
+		d                          domain.Deployment
+		versions, routing, updated string
 	)
-	if err := s.Scan(&d.Model, &d.Environment, &versions, &d.Stable, &d.Revision, &d.UpdatedBy, &updated); err != nil {
+	if err := s.Scan(&d.Model, &d.Environment, &versions, &d.Stable, &routing, &d.Revision, &d.UpdatedBy, &updated); err != nil {
 		return d, err
 	}
 	if err := json.Unmarshal([]byte(versions), &d.Versions); err != nil {
 		return d, fmt.Errorf("deployment of model %q in %q: versions: %w", d.Model, d.Environment, err)
+	}
+	if err := json.Unmarshal([]byte(routing), &d.Routing); err != nil {
+		return d, fmt.Errorf("deployment of model %q in %q: routing: %w", d.Model, d.Environment, err)
 	}
 	var err error
 	if d.UpdatedAt, err = parseTime(updated); err != nil {
@@ -88,8 +91,12 @@ func (t *tx) PutDeployment(ctx context.Context, d domain.Deployment) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	routing, err := json.Marshal(d.Routing)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	_, err = t.tx.ExecContext(ctx, t.d.rebind(qUpsertDeployment),
-		d.Model, d.Environment, string(versions), d.Stable, d.Revision, d.UpdatedBy, formatTime(d.UpdatedAt))
+		d.Model, d.Environment, string(versions), d.Stable, string(routing), d.Revision, d.UpdatedBy, formatTime(d.UpdatedAt))
 	return t.d.wrap(err, what)
 }
 

@@ -20,7 +20,13 @@ func testDeployments(t *testing.T, s store.Store) {
 		t.Fatalf("GetDeployment of nothing: %v, want ErrNotFound", err)
 	}
 	want := domain.Deployment{Model: "a", Environment: "production", Revision: 1, UpdatedBy: "cd", UpdatedAt: t0,
-		Versions: []domain.ServedVersion{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}}, Stable: 1}
+		Versions: []domain.ServedVersion{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}, {Version: 3, Weight: 0}}, Stable: 1,
+		Routing: domain.Routing{
+			Sticky: &domain.StickyKey{Field: "parameters.user"},
+			Rules:  []domain.MatchRule{{Header: "X-Tester", Op: domain.MatchPrefix, Value: "qa-", Version: 2}},
+			Shadow: &domain.Shadow{Version: 3, Percent: 12.5},
+			Limits: &domain.RouteLimits{RequestsPerSecond: 50, Burst: 10, MaxConcurrency: 4},
+		}}
 	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.PutDeployment(ctx, want) })
 	got, err := s.GetDeployment(ctx, "a", "production")
 	must(t, "GetDeployment", err)
@@ -31,12 +37,12 @@ func testDeployments(t *testing.T, s store.Store) {
 	}
 
 	// Replacing keeps one row per (model, environment).
-	want.Versions, want.Revision, want.Stable = []domain.ServedVersion{{Version: 2, Weight: 100}}, 2, 2
+	want.Versions, want.Revision, want.Stable, want.Routing = []domain.ServedVersion{{Version: 2, Weight: 100}}, 2, 2, domain.Routing{}
 	want.UpdatedAt = t0.Add(time.Minute)
 	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.PutDeployment(ctx, want) })
 	got, err = s.GetDeployment(ctx, "a", "production")
 	must(t, "GetDeployment", err)
-	if got.Revision != 2 || len(got.Versions) != 1 || got.Versions[0].Weight != 100 || got.Stable != 2 {
+	if got.Revision != 2 || len(got.Versions) != 1 || got.Versions[0].Weight != 100 || got.Stable != 2 || !got.Routing.IsZero() {
 		t.Fatalf("replaced deployment = %+v", got)
 	}
 
