@@ -20,6 +20,10 @@ type responseWriter struct {
 	status int
 	bytes  int64
 	tap    *usageTap // set at WriteHeader for 2xx OpenAI answers
+	// capture, when set before the answer starts, keeps a copy of the
+	// answer's bytes for the shadow comparison and the idempotent-replay
+	// store (capture.go).
+	capture *capture
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -58,6 +62,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	w.bytes += int64(n)
 	if w.tap != nil {
 		w.tap.Write(b[:n])
+	}
+	if w.capture != nil {
+		w.capture.write(b[:n])
 	}
 	return n, err
 }
