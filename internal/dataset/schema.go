@@ -59,6 +59,9 @@ type Schema struct {
 	Segments []string `json:"segments,omitempty"`
 	// Sensitive is the column fairness gaps are computed over, if any.
 	Sensitive string `json:"sensitive,omitempty"`
+	// firstMissing holds, per column, the first row (from 1) without a
+	// value; 0 when none.
+	firstMissing []int
 }
 
 // Roles name the columns with a meaning.
@@ -117,7 +120,11 @@ func (s *Schema) assign(roles Roles) error {
 		return fmt.Errorf("label column %q is not in the dataset (columns: %s): %w", roles.Label, s.names(), domain.ErrInvalid)
 	}
 	if lc.Missing > 0 {
-		return fmt.Errorf("label column %q is missing in %d rows: %w", roles.Label, lc.Missing, domain.ErrInvalid)
+		where := ""
+		if i := slices.IndexFunc(s.Columns, func(c Column) bool { return c.Name == roles.Label }); i < len(s.firstMissing) && s.firstMissing[i] > 0 {
+			where = fmt.Sprintf(" (the first at row %d)", s.firstMissing[i])
+		}
+		return fmt.Errorf("label column %q is missing in %d rows%s; every row needs a label: %w", roles.Label, lc.Missing, where, domain.ErrInvalid)
 	}
 	s.Label = roles.Label
 	for _, seg := range append(slices.Clone(roles.Segments), roles.Sensitive) {
@@ -205,7 +212,7 @@ func inspectCSV(r io.Reader) (Schema, error) {
 		return Schema{}, fmt.Errorf("CSV has %d columns, at most %d allowed: %w", len(header), MaxColumns, domain.ErrInvalid)
 	}
 	seen := map[string]bool{}
-	s := Schema{Columns: make([]Column, len(header))}
+	s := Schema{Columns: make([]Column, len(header)), firstMissing: make([]int, len(header))}
 	typers := make([]typer, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
@@ -226,6 +233,9 @@ func inspectCSV(r io.Reader) (Schema, error) {
 		s.Rows++
 		for i, v := range rec {
 			if strings.TrimSpace(v) == "" {
+				if s.Columns[i].Missing == 0 {
+					s.firstMissing[i] = s.Rows
+				}
 				s.Columns[i].Missing++
 				continue
 			}
@@ -245,6 +255,7 @@ func inspectJSONL(r io.Reader) (Schema, error) {
 	index := map[string]int{}
 	var typers []typer
 	var present []int // rows that had each column
+	var lastSeen []int // the last row that had each column
 	line := 0
 	for sc.Scan() {
 		line++
@@ -271,12 +282,23 @@ func inspectJSONL(r io.Reader) (Schema, error) {
 				s.Columns = append(s.Columns, Column{Name: k})
 				typers = append(typers, newTyper())
 				present = append(present, 0)
+				lastSeen = append(lastSeen, 0)
+				s.firstMissing = append(s.firstMissing, 0)
+				if s.Rows > 1 {
+					s.firstMissing[i] = 1
+				}
 			}
 			if err := typeJSON(&typers[i], raw); err != nil {
 				return Schema{}, fmt.Errorf("JSON Lines line %d, key %q: %w", line, k, err)
 			}
 			if string(raw) != "null" {
 				present[i]++
+				lastSeen[i] = s.Rows
+			}
+		}
+		for i := range lastSeen {
+			if lastSeen[i] != s.Rows && s.firstMissing[i] == 0 {
+				s.firstMissing[i] = s.Rows
 			}
 		}
 	}
@@ -287,8 +309,16 @@ func inspectJSONL(r io.Reader) (Schema, error) {
 		s.Columns[i].Type = typers[i].result()
 		s.Columns[i].Missing = s.Rows - present[i]
 	}
-	sort := func(a, b Column) int { return strings.Compare(a.Name, b.Name) }
-	slices.SortFunc(s.Columns, sort)
+	order := make([]int, len(s.Columns))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(s.Columns[a].Name, s.Columns[b].Name) })
+	cols, first := make([]Column, len(order)), make([]int, len(order))
+	for to, from := range order {
+		cols[to], first[to] = s.Columns[from], s.firstMissing[from]
+	}
+	s.Columns, s.firstMissing = cols, first
 	return s, nil
 }
 

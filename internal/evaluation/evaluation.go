@@ -42,18 +42,42 @@ const eceBins = 10
 // Precision, recall and F1 are 0 when undefined (scikit-learn's
 // zero_division=0); ROC-AUC needs both classes present.
 func Classify(labels, scores []float64, threshold float64) (Classification, error) {
-	if err := checkPairs(labels, scores); err != nil {
+	m, aucErr, err := classify(labels, scores, threshold)
+	if err == nil {
+		err = aucErr
+	}
+	if err != nil {
 		return Classification{}, err
+	}
+	return m, nil
+}
+
+// ClassifySubset is Classify for a subset of the rows (one segment), which
+// may hold one class only: ROC-AUC is then undefined, ROCAUC is left 0 and
+// aucDefined is false. Every other metric is defined on any non-empty set.
+func ClassifySubset(labels, scores []float64, threshold float64) (m Classification, aucDefined bool, err error) {
+	m, aucErr, err := classify(labels, scores, threshold)
+	if err != nil {
+		return Classification{}, false, err
+	}
+	return m, aucErr == nil, nil
+}
+
+// classify returns the metrics, why ROC-AUC is undefined (nil when it is
+// defined), and an error for input it refuses.
+func classify(labels, scores []float64, threshold float64) (m Classification, aucErr, err error) {
+	if err := checkPairs(labels, scores); err != nil {
+		return Classification{}, nil, err
 	}
 	var tp, fp, fn, tn float64
 	var logLoss, brier float64
 	for i, y := range labels {
 		p := scores[i]
 		if y != 0 && y != 1 {
-			return Classification{}, fmt.Errorf("row %d: label %v is not 0 or 1: %w", i, y, domain.ErrInvalid)
+			return Classification{}, nil, fmt.Errorf("row %d: label %v is not 0 or 1: %w", i, y, domain.ErrInvalid)
 		}
 		if p < 0 || p > 1 || math.IsNaN(p) {
-			return Classification{}, fmt.Errorf("row %d: score %v is not a probability in [0, 1]: %w", i, p, domain.ErrInvalid)
+			return Classification{}, nil, fmt.Errorf("row %d: score %v is not a probability in [0, 1]: %w", i, p, domain.ErrInvalid)
 		}
 		pred := p >= threshold
 		switch {
@@ -75,18 +99,15 @@ func Classify(labels, scores []float64, threshold float64) (Classification, erro
 		brier += (p - y) * (p - y)
 	}
 	n := float64(len(labels))
-	m := Classification{Rows: len(labels), Threshold: threshold,
+	m = Classification{Rows: len(labels), Threshold: threshold,
 		Accuracy: (tp + tn) / n, Precision: ratio(tp, tp+fp), Recall: ratio(tp, tp+fn),
 		LogLoss: logLoss / n, Brier: brier / n, ECE: ece(labels, scores)}
 	if m.Precision+m.Recall > 0 {
 		m.F1 = 2 * m.Precision * m.Recall / (m.Precision + m.Recall)
 	}
-	auc, err := rocAUC(labels, scores)
-	if err != nil {
-		return Classification{}, err
-	}
+	auc, aucErr := rocAUC(labels, scores)
 	m.ROCAUC = auc
-	return m, nil
+	return m, aucErr, nil
 }
 
 func ratio(a, b float64) float64 {

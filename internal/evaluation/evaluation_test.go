@@ -87,6 +87,12 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalid", c.name, c.err)
 		}
 	}
+	if m, auc, err := ClassifySubset([]float64{1, 1}, []float64{0.2, 0.9}, 0.5); err != nil || auc || m.Recall != 0.5 || m.Accuracy != 0.5 {
+		t.Errorf("one-class subset: %+v, roc_auc defined %v, %v; want recall 0.5 and no ROC-AUC", m, auc, err)
+	}
+	if _, _, err := ClassifySubset([]float64{2}, []float64{0.5}, 0.5); !errors.Is(err, domain.ErrInvalid) {
+		t.Errorf("subset with label 2: %v, want ErrInvalid", err)
+	}
 	if r, _ := Regress([]float64{3, 3}, []float64{3, 3}); r.R2 != 1 {
 		t.Errorf("perfect fit of constant labels: R² = %v, want 1", r.R2)
 	}
