@@ -88,9 +88,10 @@ type series struct {
 
 	breaker atomic.Int32 // a BreakerState's index in breakerStates
 
-	mu    sync.Mutex
-	codes map[int]prometheus.Counter // requests_total by status code
-	ring  ring
+	mu     sync.Mutex
+	codes  map[int]prometheus.Counter // requests_total by status code
+	ring   ring
+	shadow *shadowRing // nil until the version is shadowed (shadow.go)
 }
 
 // New returns a recorder whose collectors are registered on reg (a private
@@ -263,6 +264,9 @@ type VersionWindows struct {
 	Breaker BreakerState `json:"breaker"`
 	// Windows are 10s, 1m and 5m, in that order.
 	Windows []Window `json:"windows"`
+	// Shadow, for a version that got mirrored requests, is what it did
+	// with them over the same windows; absent otherwise.
+	Shadow []ShadowWindow `json:"shadow,omitempty"`
 }
 
 // Window returns the window of the given name ("10s", "1m", "5m").
@@ -286,10 +290,14 @@ func (r *Recorder) Snapshot(model, env string) []VersionWindows {
 		}
 		s.mu.Lock()
 		w := s.ring.windows(now)
+		var sw []ShadowWindow
+		if s.shadow != nil {
+			sw = s.shadow.windows(now)
+		}
 		s.mu.Unlock()
 		out = append(out, VersionWindows{
 			Model: k.Model, Environment: k.Environment, Version: k.Version,
-			InFlight: s.inFlight.Load(), Breaker: breakerStates[s.breaker.Load()], Windows: w,
+			InFlight: s.inFlight.Load(), Breaker: breakerStates[s.breaker.Load()], Windows: w, Shadow: sw,
 		})
 	}
 	slices.SortFunc(out, func(a, b VersionWindows) int { return cmp.Compare(a.Version, b.Version) })

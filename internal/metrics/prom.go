@@ -36,6 +36,7 @@ type collectors struct {
 	retries  *prometheus.CounterVec
 	fallback *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
+	shadow   *shadowCollectors
 }
 
 func newCollectors(reg prometheus.Registerer) *collectors {
@@ -79,6 +80,7 @@ func newCollectors(reg prometheus.Registerer) *collectors {
 		Help: "Circuit breaker of each served version: 0 closed, 1 half-open (probing), 2 open.",
 	}, []string{"model", "version", "environment"})
 	reg.MustRegister(c.requests, c.duration, c.inFlight, c.tokens, c.cost, c.unrouted, c.retries, c.fallback, c.breaker)
+	c.shadow = newShadowCollectors(reg)
 	return c
 }
 
@@ -113,6 +115,7 @@ func (c *collectors) forget(k Key) {
 	c.cost.Delete(l)
 	c.retries.DeletePartialMatch(l)
 	c.breaker.Delete(l)
+	c.shadow.forget(l)
 	v := strconv.Itoa(k.Version)
 	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "from_version": v})
 	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "to_version": v})
