@@ -61,6 +61,21 @@ type DeploymentFilter struct {
 	Environment string
 }
 
+// DatasetFilter narrows a dataset listing; zero fields match all.
+type DatasetFilter struct {
+	Name   string
+	Digest string
+}
+
+// EvaluationFilter narrows an evaluation listing; zero fields match all.
+// Version needs Model.
+type EvaluationFilter struct {
+	Model         string
+	Version       int
+	DatasetDigest string
+	Status        domain.EvaluationStatus
+}
+
 // Reader is the read side, usable inside and outside a transaction.
 type Reader interface {
 	GetModel(ctx context.Context, name string) (domain.Model, error)
@@ -85,6 +100,19 @@ type Reader interface {
 	// ListDeployments returns deployments ordered by model, environment.
 	ListDeployments(ctx context.Context, f DeploymentFilter, p Page) (deployments []domain.Deployment, next string, err error)
 
+	// GetDataset returns one version of a dataset; number 0 means the
+	// latest.
+	GetDataset(ctx context.Context, name string, number int) (domain.Dataset, error)
+	// ListDatasets returns datasets ordered by name, then number.
+	ListDatasets(ctx context.Context, f DatasetFilter, p Page) (datasets []domain.Dataset, next string, err error)
+
+	GetEvaluation(ctx context.Context, id int64) (domain.Evaluation, error)
+	// ListEvaluations returns evaluations in ascending ID order.
+	ListEvaluations(ctx context.Context, f EvaluationFilter, p Page) (evaluations []domain.Evaluation, next string, err error)
+	// LatestEvaluation returns the matching evaluation with the highest
+	// ID, or ErrNotFound.
+	LatestEvaluation(ctx context.Context, f EvaluationFilter) (domain.Evaluation, error)
+
 	// ListAudit returns entries in ascending sequence order.
 	ListAudit(ctx context.Context, f AuditFilter, p Page) (entries []audit.Entry, next string, err error)
 	// ScanAudit calls fn for every entry in sequence order, stopping at the
@@ -93,6 +121,8 @@ type Reader interface {
 	// AuditHead returns the sequence number and hash of the last appended
 	// entry, as recorded beside the log (0 and "" when empty).
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)
+
+	WebhookReader
 }
 
 // Tx is the write side. Writes run one at a time: a transaction holds the
@@ -123,9 +153,24 @@ type Tx interface {
 	CreateToken(ctx context.Context, t domain.Token) error
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
+	// CreateDataset assigns the next number of d.Name and returns the
+	// stored dataset.
+	CreateDataset(ctx context.Context, d domain.Dataset) (domain.Dataset, error)
+
+	// CreateEvaluation assigns the next ID and stores e, which must be
+	// running; the version and the dataset must exist (ErrNotFound).
+	CreateEvaluation(ctx context.Context, e domain.Evaluation) (domain.Evaluation, error)
+	// FinishEvaluation records the outcome of a running evaluation: status
+	// (succeeded or failed), error, rows, metrics, segments, fairness,
+	// features, baseline and finished time from e. ErrPrecondition when it
+	// has finished already; ErrNotFound when there is no such evaluation.
+	FinishEvaluation(ctx context.Context, e domain.Evaluation) error
+
 	// AppendAudit seals e onto the end of the hash chain (filling Seq,
 	// PrevHash and Hash) and stores it with the rest of the transaction.
 	AppendAudit(ctx context.Context, e audit.Entry) (audit.Entry, error)
+
+	WebhookWriter
 }
 
 // Store is a whole state store.

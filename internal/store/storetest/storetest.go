@@ -50,6 +50,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Aliases", testAliases},
 		{"Tokens", testTokens},
 		{"Deployments", testDeployments},
+		{"Datasets", testDatasets},
+		{"Evaluations", testEvaluations},
 		{"AuditChain", testAuditChain},
 		{"AuditFilters", testAuditFilters},
 		{"Rollback", testRollback},
