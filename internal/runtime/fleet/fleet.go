@@ -79,6 +79,11 @@ type instance struct {
 	// inflight counts the requests the endpoint is serving: handler
 	// calls, and remote calls until their answer's body is closed.
 	inflight atomic.Int64
+	// holds counts Acquire calls not yet released; retireOnRelease says
+	// no deployment wants the version, so the last release retires it.
+	// Both are guarded by Fleet.mu.
+	holds           int
+	retireOnRelease bool
 }
 
 // counted returns ep with its handler or transport counting in-flight
@@ -227,23 +232,70 @@ func (f *Fleet) Health(ctx context.Context, model string, version int) error {
 	return in.rt.Health(ctx)
 }
 
+// Acquire is Start for a caller that is not a deployment (an evaluation
+// running a version over a dataset): the version keeps running while held,
+// whatever Retain says, and release (call it once) lets it go. A version
+// no deployment wants is retired at its last release.
+func (f *Fleet) Acquire(ctx context.Context, v domain.Version) (ep runtime.Endpoint, release func(), err error) {
+	k := Key{v.Model, v.Number}
+	f.mu.Lock()
+	_, wasRunning := f.running[k]
+	f.mu.Unlock()
+	if _, err := f.Start(ctx, v); err != nil {
+		return runtime.Endpoint{}, nil, err
+	}
+	f.mu.Lock()
+	in, ok := f.running[k]
+	if !ok {
+		// Retired between Start and here: a deployment change dropped it.
+		f.mu.Unlock()
+		return f.Acquire(ctx, v)
+	}
+	in.holds++
+	if !wasRunning && in.holds == 1 {
+		in.retireOnRelease = true
+	}
+	f.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			in.holds--
+			if in.holds == 0 && in.retireOnRelease && f.running[k] == in {
+				f.retireLocked(context.WithoutCancel(ctx), k, in)
+			}
+		})
+	}
+	return in.ep, release, nil
+}
+
 // Retain retires every running version keep does not want: it leaves the
 // fleet at once (a later Start runs a fresh one) and is stopped once
-// drained, in the background.
+// drained, in the background. A version held by Acquire stays until its
+// last release.
 func (f *Fleet) Retain(ctx context.Context, keep func(model string, version int) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	for k, in := range f.running {
-		if !keep(k.Model, k.Version) {
-			delete(f.running, k)
-			f.draining.Add(1)
-			go func() {
-				defer f.draining.Done()
-				f.retire(ctx, k, in)
-			}()
+		wanted := keep(k.Model, k.Version)
+		in.retireOnRelease = !wanted
+		if !wanted && in.holds == 0 {
+			f.retireLocked(ctx, k, in)
 		}
 	}
+}
+
+// retireLocked takes a version out of the fleet and stops it once drained,
+// in the background. Called with mu held.
+func (f *Fleet) retireLocked(ctx context.Context, k Key, in *instance) {
+	delete(f.running, k)
+	f.draining.Add(1)
+	go func() {
+		defer f.draining.Done()
+		f.retire(ctx, k, in)
+	}()
 }
 
 // retire waits DrainGrace, then for the version's requests in flight to
@@ -277,7 +329,11 @@ func (f *Fleet) retire(ctx context.Context, k Key, in *instance) {
 // they are stopped. The servers have finished their requests by then.
 func (f *Fleet) Close(ctx context.Context) {
 	f.closeOnce.Do(func() { close(f.closing) })
-	f.Retain(ctx, func(string, int) bool { return false })
+	f.mu.Lock()
+	for k, in := range f.running {
+		f.retireLocked(context.WithoutCancel(ctx), k, in)
+	}
+	f.mu.Unlock()
 	f.draining.Wait()
 }
 
