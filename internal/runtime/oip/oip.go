@@ -65,6 +65,35 @@ type TensorMetadata struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
 	Shape    []int64 `json:"shape"`
+	// Parameters are optional extras (MLServer puts content types here).
+	// slipway's runtimes publish "feature_names", the names of a [rows,
+	// features] input's columns in order, when the model knows them.
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// ParamFeatureNames is the tensor metadata parameter that lists the
+// columns of a [rows, features] input, in order.
+const ParamFeatureNames = "feature_names"
+
+// FeatureNames returns the feature_names parameter of an input, nil when
+// absent or not a list of strings.
+func (t TensorMetadata) FeatureNames() []string {
+	raw, ok := t.Parameters[ParamFeatureNames].([]any)
+	if !ok {
+		if names, ok := t.Parameters[ParamFeatureNames].([]string); ok {
+			return names
+		}
+		return nil
+	}
+	out := make([]string, 0, len(raw))
+	for _, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // ModelMetadata is the answer of GET /v2/models/{name}[/versions/{v}].

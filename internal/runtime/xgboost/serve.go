@@ -112,9 +112,13 @@ func (s *Server) metadata(m *Model) oip.ModelMetadata {
 	if m.NumOutputs() > 1 {
 		out = []int64{-1, int64(m.NumOutputs())}
 	}
+	in := oip.TensorMetadata{Name: "input-0", Datatype: "FP64", Shape: []int64{-1, int64(m.NumFeatures())}}
+	if names := m.FeatureNames(); len(names) > 0 {
+		in.Parameters = map[string]any{oip.ParamFeatureNames: names}
+	}
 	return oip.ModelMetadata{
 		Name: s.cfg.Model, Versions: []string{strconv.Itoa(s.cfg.Version)}, Platform: "xgboost",
-		Inputs:  []oip.TensorMetadata{{Name: "input-0", Datatype: "FP64", Shape: []int64{-1, int64(m.NumFeatures())}}},
+		Inputs:  []oip.TensorMetadata{in},
 		Outputs: []oip.TensorMetadata{{Name: "predict", Datatype: "FP64", Shape: out}},
 	}
 }

@@ -112,6 +112,10 @@ func TestInferRefusesBadInput(t *testing.T) {
 	if err := json.Unmarshal(meta.Body.Bytes(), &md); err != nil || md.Inputs[0].Shape[1] != 30 || md.Platform != "xgboost" {
 		t.Fatalf("metadata %s: %v", meta.Body, err)
 	}
+	// The feature names the model file carries, in input order.
+	if names := md.Inputs[0].FeatureNames(); len(names) != 30 || names[0] != "mean_radius" || names[29] != "worst_fractal_dimension" {
+		t.Fatalf("metadata feature names %v", names)
+	}
 	if err := s.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,352 @@
+// Package gate decides whether a model version may enter an environment:
+// gate policies (numeric rules over an evaluation on holdout data, and
+// the approvals required), promotions judged by them, and the people who
+// approve or reject them, with separation of duties enforced here, on the
+// server.
+package gate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/slipway-ml/slipway/internal/domain"
+)
+
+// MaxPolicyBytes bounds a policy file.
+const MaxPolicyBytes = 64 << 10
+
+// maxRules bounds the rules of one policy.
+const maxRules = 64
+
+// policyFile is a GatePolicy as written in YAML.
+type policyFile struct {
+	Kind        string      `yaml:"kind"`
+	Model       string      `yaml:"model"`
+	Environment string      `yaml:"environment"`
+	Evaluation  yaml.Node   `yaml:"evaluation"` // Kind 0 when absent
+	Rules       []yaml.Node `yaml:"rules"`
+	Approvals   yaml.Node   `yaml:"approvals"`
+}
+
+type evalFile struct {
+	Dataset string `yaml:"dataset"`
+}
+
+type approvals struct {
+	Required *int   `yaml:"required"`
+	Role     string `yaml:"role"`
+}
+
+type ruleFile struct {
+	Metric        string   `yaml:"metric"`
+	Group         string   `yaml:"group"`
+	Min           *float64 `yaml:"min"`
+	Max           *float64 `yaml:"max"`
+	MinVsChampion *float64 `yaml:"min_vs_champion"`
+	MaxVsChampion *float64 `yaml:"max_vs_champion"`
+}
+
+// PolicyError is a policy refused, with the file, line and reason.
+type PolicyError struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (e *PolicyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
+	}
+	return e.File + ": " + e.Reason
+}
+
+// Unwrap makes a PolicyError an ErrInvalid.
+func (e *PolicyError) Unwrap() error { return domain.ErrInvalid }
+
+// Kind reads the kind of a YAML document without judging the rest, so
+// `slipway apply` can dispatch it.
+func Kind(data []byte) (string, error) {
+	var k struct {
+		Kind string `yaml:"kind"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return "", fmt.Errorf("not a YAML document: %s: %w", yamlReason(err), domain.ErrInvalid)
+	}
+	return k.Kind, nil
+}
+
+// ParsePolicy reads a GatePolicy document. file names it in errors. Every
+// refusal is a *PolicyError with the line of the offending field.
+func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
+	fail := func(line int, format string, args ...any) (domain.GatePolicy, error) {
+		return domain.GatePolicy{}, &PolicyError{File: file, Line: line, Reason: fmt.Sprintf(format, args...)}
+	}
+	if len(data) > MaxPolicyBytes {
+		return fail(0, "the policy is %d bytes, at most %d allowed", len(data), MaxPolicyBytes)
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return fail(yamlLine(err), "not valid YAML: %s", yamlReason(err))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return fail(extra.Line, "more than one YAML document; apply one policy per document")
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return fail(doc.Line, "a gate policy is a mapping with kind, model, environment, evaluation, rules and approvals")
+	}
+	root := doc.Content[0]
+	var f policyFile
+	if err := decodeStrict(root, &f); err != nil {
+		return fail(yamlLine(err), "%s", yamlReason(err))
+	}
+	line := func(key string) int { return keyLine(root, key) }
+	if f.Kind != "GatePolicy" {
+		return fail(line("kind"), "kind is %q; this document needs kind: GatePolicy", truncate(f.Kind, 40))
+	}
+	p := domain.GatePolicy{Model: f.Model, Environment: f.Environment, Source: string(data)}
+	if err := domain.ValidateName("model", f.Model); err != nil {
+		return fail(line("model"), "%s", reason(err))
+	}
+	if err := domain.ValidateName("environment", f.Environment); err != nil {
+		return fail(line("environment"), "%s", reason(err))
+	}
+	if f.Evaluation.Kind != 0 {
+		var ev evalFile
+		if err := decodeStrict(&f.Evaluation, &ev); err != nil {
+			return fail(yamlLine(err), "evaluation: %s", yamlReason(err))
+		}
+		if err := validateDatasetRef(ev.Dataset); err != nil {
+			return fail(f.Evaluation.Line, "evaluation.dataset: %s", reason(err))
+		}
+		p.Dataset = ev.Dataset
+	}
+	if len(f.Rules) > maxRules {
+		return fail(line("rules"), "%d rules, at most %d allowed", len(f.Rules), maxRules)
+	}
+	for i := range f.Rules {
+		n := &f.Rules[i]
+		var rf ruleFile
+		if err := decodeStrict(n, &rf); err != nil {
+			return fail(yamlLine(err), "rule %d: %s", i+1, yamlReason(err))
+		}
+		r, err := checkRule(rf)
+		if err != nil {
+			return fail(n.Line, "rule %d: %s", i+1, reason(err))
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	if len(p.Rules) > 0 && p.Dataset == "" {
+		return fail(line("rules"), "rules need an evaluation dataset: add evaluation: {dataset: NAME}")
+	}
+	if f.Approvals.Kind != 0 {
+		var a approvals
+		if err := decodeStrict(&f.Approvals, &a); err != nil {
+			return fail(yamlLine(err), "approvals: %s", yamlReason(err))
+		}
+		if a.Required != nil {
+			p.Approvals.Required = *a.Required
+		}
+		if p.Approvals.Required < 0 || p.Approvals.Required > domain.MaxApprovals {
+			return fail(line("approvals"), "approvals.required is %d; it must be from 0 to %d", p.Approvals.Required, domain.MaxApprovals)
+		}
+		if a.Role != "" {
+			role, err := domain.ParseRole(a.Role)
+			if err != nil {
+				return fail(line("approvals"), "approvals.role: %s", reason(err))
+			}
+			p.Approvals.Role = role
+		}
+	}
+	if p.Approvals.Required > 0 && p.Approvals.Role == "" {
+		p.Approvals.Role = domain.RoleApprover
+	}
+	if len(p.Rules) == 0 && p.Approvals.Required == 0 {
+		return fail(0, "the policy has no rules and requires no approval, so it would let every version through; add rules or approvals")
+	}
+	return p, nil
+}
+
+// checkRule validates one rule: a known metric, at least one threshold,
+// finite thresholds, a group only for fairness metrics (and required by
+// them).
+func checkRule(rf ruleFile) (domain.GateRule, error) {
+	r := domain.GateRule{Metric: rf.Metric, Group: rf.Group, Min: rf.Min, Max: rf.Max, MinVsChampion: rf.MinVsChampion, MaxVsChampion: rf.MaxVsChampion}
+	if r.Metric == "" {
+		return r, fmt.Errorf("metric is missing; known metrics: %s: %w", strings.Join(KnownMetrics(), ", "), domain.ErrInvalid)
+	}
+	if !slices.Contains(KnownMetrics(), r.Metric) {
+		return r, fmt.Errorf("unknown metric %q; known metrics: %s: %w", truncate(r.Metric, 40), strings.Join(KnownMetrics(), ", "), domain.ErrInvalid)
+	}
+	fair := r.Metric == domain.MetricTPRGap || r.Metric == domain.MetricPositiveRateGap
+	switch {
+	case fair && r.Group == "":
+		return r, fmt.Errorf("%s needs group: the sensitive column its groups come from: %w", r.Metric, domain.ErrInvalid)
+	case !fair && r.Group != "":
+		return r, fmt.Errorf("group applies to the fairness metrics %s and %s only: %w", domain.MetricTPRGap, domain.MetricPositiveRateGap, domain.ErrInvalid)
+	}
+	if r.Min == nil && r.Max == nil && r.MinVsChampion == nil && r.MaxVsChampion == nil {
+		return r, fmt.Errorf("rule on %s has no threshold; give min, max, min_vs_champion or max_vs_champion: %w", r.Metric, domain.ErrInvalid)
+	}
+	for name, v := range map[string]*float64{"min": r.Min, "max": r.Max, "min_vs_champion": r.MinVsChampion, "max_vs_champion": r.MaxVsChampion} {
+		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+			return r, fmt.Errorf("%s must be a finite number: %w", name, domain.ErrInvalid)
+		}
+	}
+	if r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+		return r, fmt.Errorf("min %v is above max %v, so no value could pass: %w", *r.Min, *r.Max, domain.ErrInvalid)
+	}
+	return r, nil
+}
+
+// KnownMetrics lists every metric a rule may name, sorted.
+func KnownMetrics() []string {
+	seen := map[string]bool{}
+	for _, ms := range domain.EvaluationMetrics {
+		for _, m := range ms {
+			seen[m] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for m := range seen {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// validateDatasetRef checks NAME or NAME@N.
+func validateDatasetRef(ref string) error {
+	if ref == "" {
+		return fmt.Errorf("dataset is missing: %w", domain.ErrInvalid)
+	}
+	name, n, ok := strings.Cut(ref, "@")
+	if err := domain.ValidateName("dataset", name); err != nil {
+		return err
+	}
+	if ok {
+		if _, err := parseVersionNumber(n); err != nil {
+			return fmt.Errorf("dataset %q: %q after @ is not a version number: %w", truncate(ref, 80), truncate(n, 20), domain.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func parseVersionNumber(s string) (int, error) {
+	n := 0
+	if s == "" || len(s) > 9 || s[0] == '0' {
+		return 0, domain.ErrInvalid
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, domain.ErrInvalid
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
+}
+
+// decodeStrict decodes a mapping node into v, refusing keys v's yaml
+// tags do not name (with the key's line).
+func decodeStrict(n *yaml.Node, v any) error {
+	if n.Kind != yaml.MappingNode {
+		return &lineError{n.Line, "expected a mapping of fields"}
+	}
+	allowed := yamlKeys(v)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(allowed, k.Value) {
+			return &lineError{k.Line, fmt.Sprintf("unknown field %q; allowed here: %s", truncate(k.Value, 40), strings.Join(allowed, ", "))}
+		}
+		for j := 0; j < i; j += 2 {
+			if n.Content[j].Value == k.Value {
+				return &lineError{k.Line, fmt.Sprintf("field %q is given twice", k.Value)}
+			}
+		}
+	}
+	return n.Decode(v)
+}
+
+// yamlKeys lists the yaml tags of a struct pointer's fields.
+func yamlKeys(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+// lineError is a YAML problem at a line.
+type lineError struct {
+	line int
+	msg  string
+}
+
+func (e *lineError) Error() string { return e.msg }
+
+var yamlLinePrefix = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// yamlLine finds the line a YAML error names (0 when none).
+func yamlLine(err error) int {
+	if le, ok := errors.AsType[*lineError](err); ok {
+		return le.line
+	}
+	msg := err.Error()
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	if m := yamlLinePrefix.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// yamlReason is a YAML error's text without its "yaml: line N:" prefix.
+func yamlReason(err error) string {
+	if le, ok := errors.AsType[*lineError](err); ok {
+		return le.msg
+	}
+	msg := err.Error()
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = yamlLinePrefix.ReplaceAllString(msg, "")
+	return strings.TrimPrefix(msg, "yaml: ")
+}
+
+// keyLine is the line of a mapping's key, or the mapping's own line.
+func keyLine(m *yaml.Node, key string) int {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i].Line
+		}
+	}
+	return m.Line
+}
+
+// reason is an error's text without the trailing sentinel.
+func reason(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+domain.ErrInvalid.Error())
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
