@@ -52,8 +52,6 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Deployments", testDeployments},
 		{"Datasets", testDatasets},
 		{"Evaluations", testEvaluations},
-		{"GatePolicies", testGatePolicies},
-		{"Promotions", testPromotions},
 		{"Webhooks", testWebhooks},
 		{"Deliveries", testDeliveries},
 		{"AuditChain", testAuditChain},
