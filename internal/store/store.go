@@ -123,6 +123,7 @@ type Reader interface {
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)
 
 	WebhookReader
+	GateReader
 }
 
 // Tx is the write side. Writes run one at a time: a transaction holds the
@@ -171,6 +172,7 @@ type Tx interface {
 	AppendAudit(ctx context.Context, e audit.Entry) (audit.Entry, error)
 
 	WebhookWriter
+	GateWriter
 }
 
 // Store is a whole state store.

@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Deployments", testDeployments},
 		{"Datasets", testDatasets},
 		{"Evaluations", testEvaluations},
+		{"GatePolicies", testGatePolicies},
+		{"Promotions", testPromotions},
 		{"Webhooks", testWebhooks},
 		{"Deliveries", testDeliveries},
 		{"AuditChain", testAuditChain},
