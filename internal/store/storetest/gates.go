@@ -104,7 +104,9 @@ func testPromotions(t *testing.T, s store.Store) {
 	if !errors.Is(err, domain.ErrPrecondition) {
 		t.Fatalf("changing a completed promotion: %v", err)
 	}
-	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.UpdatePromotion(ctx, domain.Promotion{ID: 99, State: domain.PromotionRejected}) })
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.UpdatePromotion(ctx, domain.Promotion{ID: 99, State: domain.PromotionRejected})
+	})
 	if !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("updating a missing promotion: %v", err)
 	}
