@@ -37,6 +37,7 @@ type collectors struct {
 	fallback *prometheus.CounterVec
 	breaker  *prometheus.GaugeVec
 	shadow   *shadowCollectors
+	limits   *limitCollectors
 }
 
 func newCollectors(reg prometheus.Registerer) *collectors {
@@ -81,6 +82,7 @@ func newCollectors(reg prometheus.Registerer) *collectors {
 	}, []string{"model", "version", "environment"})
 	reg.MustRegister(c.requests, c.duration, c.inFlight, c.tokens, c.cost, c.unrouted, c.retries, c.fallback, c.breaker)
 	c.shadow = newShadowCollectors(reg)
+	c.limits = newLimitCollectors(reg)
 	return c
 }
 
@@ -116,6 +118,7 @@ func (c *collectors) forget(k Key) {
 	c.retries.DeletePartialMatch(l)
 	c.breaker.Delete(l)
 	c.shadow.forget(l)
+	c.limits.forget(l)
 	v := strconv.Itoa(k.Version)
 	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "from_version": v})
 	c.fallback.DeletePartialMatch(prometheus.Labels{"model": k.Model, "environment": k.Environment, "to_version": v})
