@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/audit"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -32,40 +33,50 @@ func (r *Registry) SetAlias(ctx context.Context, actor, model, alias string, ref
 		if err != nil {
 			return err
 		}
-		n := v.Number
-		if v.State == domain.StateArchived {
-			return fmt.Errorf("version %d of model %q is archived; an alias may not point at it: %w", n, model, domain.ErrPrecondition)
-		}
-		cur, err := tx.GetAlias(ctx, model, alias)
-		exists := err == nil
-		if err != nil && !errors.Is(err, domain.ErrNotFound) {
-			return err
-		}
-		if err := checkExpect(model, alias, cur, exists, expected); err != nil {
-			return err
-		}
-		if exists && cur.Version == n {
-			out = cur
-			return nil
-		}
-		a := domain.Alias{Model: model, Name: alias, Version: n, UpdatedBy: actor, UpdatedAt: r.clock.Now()}
-		if err := tx.SetAlias(ctx, a); err != nil {
-			return err
-		}
-		var before any
-		if exists {
-			before = map[string]any{"version": cur.Version}
-		}
-		_, err = tx.AppendAudit(ctx, audit.Entry{
-			Time: a.UpdatedAt, Actor: actor, Action: "alias.set",
-			Subject: aliasSubject(model, alias),
-			Before:  audit.Document(before),
-			After:   audit.Document(map[string]any{"version": n}),
-		})
-		out = a
+		out, _, err = MoveAlias(ctx, tx, actor, r.clock.Now(), v, alias, expected)
 		return err
 	})
 	return out, err
+}
+
+// MoveAlias points an alias at version v inside the caller's transaction,
+// with its audit entry, under SetAlias's expectation rules; promotions
+// move environment aliases with it. prev is the version the alias
+// pointed at before (0 when it did not exist).
+func MoveAlias(ctx context.Context, tx store.Tx, actor string, now time.Time, v domain.Version, alias string, expected *int) (a domain.Alias, prev int, err error) {
+	model, n := v.Model, v.Number
+	if v.State == domain.StateArchived {
+		return a, 0, fmt.Errorf("version %d of model %q is archived; an alias may not point at it: %w", n, model, domain.ErrPrecondition)
+	}
+	cur, err := tx.GetAlias(ctx, model, alias)
+	exists := err == nil
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return a, 0, err
+	}
+	if err := checkExpect(model, alias, cur, exists, expected); err != nil {
+		return a, 0, err
+	}
+	if exists {
+		prev = cur.Version
+	}
+	if exists && cur.Version == n {
+		return cur, prev, nil
+	}
+	a = domain.Alias{Model: model, Name: alias, Version: n, UpdatedBy: actor, UpdatedAt: now}
+	if err := tx.SetAlias(ctx, a); err != nil {
+		return a, prev, err
+	}
+	var before any
+	if exists {
+		before = map[string]any{"version": cur.Version}
+	}
+	_, err = tx.AppendAudit(ctx, audit.Entry{
+		Time: a.UpdatedAt, Actor: actor, Action: "alias.set",
+		Subject: aliasSubject(model, alias),
+		Before:  audit.Document(before),
+		After:   audit.Document(map[string]any{"version": n}),
+	})
+	return a, prev, err
 }
 
 // DeleteAlias removes an alias, under the same expectation rules.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/audit"
@@ -203,31 +204,36 @@ func (r *Registry) SetState(ctx context.Context, actor, model string, ref Ref, t
 		if err != nil {
 			return err
 		}
-		n := v.Number
-		if v.State == to {
-			out = v
-			return nil
-		}
-		if err := domain.CheckTransition(v.State, to); err != nil {
-			return fmt.Errorf("version %d of model %q: %w", n, model, err)
-		}
-		if to == domain.StateArchived && len(v.Aliases) > 0 {
-			return fmt.Errorf("version %d of model %q is the target of alias %q; move or remove the alias before archiving: %w", n, model, v.Aliases[0], domain.ErrPrecondition)
-		}
-		if err := tx.SetVersionState(ctx, model, n, to); err != nil {
-			return err
-		}
-		_, err = tx.AppendAudit(ctx, audit.Entry{
-			Time: r.clock.Now(), Actor: actor, Action: "version.state",
-			Subject: versionSubject(model, n),
-			Before:  audit.Document(map[string]any{"state": v.State}),
-			After:   audit.Document(map[string]any{"state": to}),
-		})
-		v.State = to
-		out = v
+		out, err = MoveState(ctx, tx, actor, r.clock.Now(), v, to)
 		return err
 	})
 	return out, err
+}
+
+// MoveState moves version v to lifecycle state to inside the caller's
+// transaction, with its audit entry; promotions set states with it.
+func MoveState(ctx context.Context, tx store.Tx, actor string, now time.Time, v domain.Version, to domain.State) (domain.Version, error) {
+	model, n := v.Model, v.Number
+	if v.State == to {
+		return v, nil
+	}
+	if err := domain.CheckTransition(v.State, to); err != nil {
+		return v, fmt.Errorf("version %d of model %q: %w", n, model, err)
+	}
+	if to == domain.StateArchived && len(v.Aliases) > 0 {
+		return v, fmt.Errorf("version %d of model %q is the target of alias %q; move or remove the alias before archiving: %w", n, model, v.Aliases[0], domain.ErrPrecondition)
+	}
+	if err := tx.SetVersionState(ctx, model, n, to); err != nil {
+		return v, err
+	}
+	_, err := tx.AppendAudit(ctx, audit.Entry{
+		Time: now, Actor: actor, Action: "version.state",
+		Subject: versionSubject(model, n),
+		Before:  audit.Document(map[string]any{"state": v.State}),
+		After:   audit.Document(map[string]any{"state": to}),
+	})
+	v.State = to
+	return v, err
 }
 
 // SetLabels adds or changes the labels in set and removes those in remove.
