@@ -34,6 +34,7 @@ var order = []string{
 	"internal/runtime/process",
 	"internal/runtime/external",
 	"internal/runtime/fleet",
+	"internal/notify",
 	"internal/deployment",
 	"internal/evaluation",
 	"internal/dataset",
