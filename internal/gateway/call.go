@@ -252,6 +252,9 @@ func (x *exchange) attempt(w http.ResponseWriter) (f failure) {
 	l.status, l.decided, l.next = 0, false, stepNone
 	l.wrote.Store(false)
 	l.start = time.Now()
+	if x.span != nil {
+		defer x.endAttempt(x.startAttempt(), w, &f)
+	}
 	x.done = x.g.metrics.InFlight(x.key(l.rv))
 	recorded := false
 	defer func() {

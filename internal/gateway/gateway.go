@@ -38,6 +38,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -102,6 +104,10 @@ type Config struct {
 	// Sleep waits between retries, returning early with the context's
 	// error (default a timer).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// TracerProvider, when set, records a server span per request and a
+	// client span per upstream attempt (trace.go); nil turns tracing off
+	// at the cost of a nil check.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway serves inference requests. It is safe for concurrent use.
@@ -119,6 +125,7 @@ type Gateway struct {
 	clock      clock.Clock
 	sleep      func(context.Context, time.Duration) error
 	upstreams  *upstreams
+	tracer     trace.Tracer // nil: tracing off
 	// proxyLog and buffers are shared by every remote call: building them
 	// per request cost a logger and a 32 KiB copy buffer each.
 	proxyLog *log.Logger
@@ -161,7 +168,7 @@ func New(c Config) *Gateway {
 	return &Gateway{
 		routes: c.Routes, metrics: c.Metrics, log: c.Log, defaultEnv: c.DefaultEnvironment,
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
-		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep,
+		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep, tracer: newTracer(c.TracerProvider, c.ServerVersion),
 		upstreams: newUpstreams(c.Breaker, c.Retry),
 		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(),
 	}
@@ -201,7 +208,8 @@ type exchange struct {
 	w           *responseWriter
 	r           *http.Request
 	id          string
-	traceparent string
+	traceparent string     // sent upstream; while tracing, names the attempt's span as parent
+	span        trace.Span // the server span, nil when tracing is off
 	start       time.Time
 	api         apiKind
 	quiet       bool // health probes log at debug level
@@ -239,6 +247,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.traceparent = r.Header.Get(HeaderTraceparent)
 	if !validTraceparent(x.traceparent) {
 		x.traceparent = newTraceparent()
+	}
+	if g.tracer != nil {
+		x.startSpan()
 	}
 	x.w = &responseWriter{ResponseWriter: w, x: x}
 	w.Header().Set(HeaderRequestID, x.id)
@@ -288,6 +299,9 @@ func (x *exchange) finish() {
 		}
 	} else if !x.quiet {
 		x.g.metrics.ObserveUnrouted(status)
+	}
+	if x.span != nil {
+		x.endSpan(status, ver)
 	}
 	level := slog.LevelInfo
 	if x.quiet {
