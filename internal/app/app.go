@@ -52,6 +52,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
+	// Gateway is how the gateway retries, breaks circuits, falls back and
+	// bounds requests (resilience.go); the zero value takes its defaults.
+	Gateway GatewayResilience
+	// OTLPEndpoint is the base URL of an OTLP/HTTP collector that traces
+	// are exported to (tracing.go); empty turns tracing off.
+	OTLPEndpoint string
 }
 
 // Run starts the control plane and blocks until ctx ends, then shuts down
@@ -72,6 +78,14 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 			return fmt.Errorf("--egress-allow: %w", err)
 		}
 		policy = &egress.Policy{Allow: allow}
+	}
+	var tracesURL string
+	if c.OTLPEndpoint != "" {
+		u, err := otlpTracesURL(c.OTLPEndpoint)
+		if err != nil {
+			return err
+		}
+		tracesURL = u
 	}
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -122,7 +136,19 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes,
 		Ready: func() bool { return !shuttingDown.Load() },
 	})
-	gw := gateway.New(gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version})
+	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
+	c.Gateway.apply(&gwConfig)
+	if tracesURL != "" {
+		tp, err := startTracing(ctx, tracesURL, c.Version, log)
+		if err != nil {
+			return err
+		}
+		// Flushed after the servers stopped (defers run in reverse).
+		defer stopTracing(tp, log)
+		gwConfig.TracerProvider = tp
+		log.Info("exporting traces over OTLP/HTTP", "url", tracesURL)
+	}
+	gw := gateway.New(gwConfig)
 
 	servers := []*listener{
 		{name: "api", addr: c.Addr, handler: apiHandler},

@@ -20,6 +20,12 @@ type ServerOptions struct {
 	MaxBlobBytes    int64
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
+	// Resilience holds the gateway's --gateway-* retry, breaker, fallback
+	// and size flags (server_resilience.go).
+	Resilience GatewayResilience
+	// OTLPEndpoint is the OTLP/HTTP collector traces are exported to;
+	// empty turns tracing off.
+	OTLPEndpoint string
 }
 
 // RunServer starts the control plane and blocks until ctx ends. The CLI
@@ -43,6 +49,9 @@ func newServerCmd(g *globals) *cobra.Command {
 			if c.MaxBodyBytes <= 0 || c.MaxBlobBytes <= 0 {
 				return fmt.Errorf("--max-body-bytes and --max-artifact-file-bytes must be positive")
 			}
+			if err := c.Resilience.validate(); err != nil {
+				return err
+			}
 			if g.runServer == nil {
 				return fmt.Errorf("this build of slipway has no server")
 			}
@@ -58,6 +67,8 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.Int64Var(&c.MaxBlobBytes, "max-artifact-file-bytes", 64<<30, "largest single artifact file accepted")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	addGatewayResilienceFlags(f, &c.Resilience)
+	f.StringVar(&c.OTLPEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector to export traces to, such as http://127.0.0.1:4318 (spans go to its /v1/traces); off when empty (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	// The server's own --addr shadows the client flag of the same name.
 	return cmd
 }
