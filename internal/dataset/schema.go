@@ -254,7 +254,7 @@ func inspectJSONL(r io.Reader) (Schema, error) {
 	var s Schema
 	index := map[string]int{}
 	var typers []typer
-	var present []int // rows that had each column
+	var present []int  // rows that had each column
 	var lastSeen []int // the last row that had each column
 	line := 0
 	for sc.Scan() {
