@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/evalrun"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/store"
 )
@@ -42,6 +43,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBlobBytes caps one uploaded artifact file (default 64 GiB).
 	MaxBlobBytes int64
+	// Evaluations runs and records evaluations over datasets.
+	Evaluations *evalrun.Service
+	// MaxDatasetBytes caps one pushed dataset (default 256 MiB).
+	MaxDatasetBytes int64
 	// Ready reports whether the server accepts traffic (false while
 	// shutting down).
 	Ready func() bool
@@ -60,6 +65,8 @@ type Server struct {
 	metrics     *apiMetrics
 	maxBody     int64
 	maxBlob     int64
+	evals       *evalrun.Service
+	maxDataset  int64
 	ready       func() bool
 	handler     http.Handler
 	gatherer    prometheus.Gatherer
@@ -73,6 +80,9 @@ func New(c Config) *Server {
 	if c.MaxBlobBytes == 0 {
 		c.MaxBlobBytes = 64 << 30
 	}
+	if c.MaxDatasetBytes == 0 {
+		c.MaxDatasetBytes = 256 << 20
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -82,7 +92,7 @@ func New(c Config) *Server {
 	s := &Server{
 		reg: c.Registry, deployments: c.Deployments, live: c.LiveMetrics, tokSvc: c.Tokens, tokens: c.Store, store: c.Store, blobs: c.Blobs,
 		log: c.Log, metrics: newMetrics(c.Metrics), maxBody: c.MaxBodyBytes, maxBlob: c.MaxBlobBytes,
-		ready: c.Ready, gatherer: c.Gatherer,
+		ready: c.Ready, gatherer: c.Gatherer, evals: c.Evaluations, maxDataset: c.MaxDatasetBytes,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +163,15 @@ func (s *Server) routes() []route {
 		{"PUT /api/v1/models/{model}/deployments/{env}/traffic", domain.RoleDeployer, s.setTraffic},
 		{"GET /api/v1/models/{model}/deployments/{env}/metrics", domain.RoleViewer, s.deploymentMetrics},
 		{"PUT /api/v1/models/{model}/deployments/{env}/versions/{version}/price", domain.RoleDeployer, s.setPrice},
+
+		{"POST /api/v1/datasets/{name}", domain.RoleAuthor, s.pushDataset},
+		{"GET /api/v1/datasets", domain.RoleViewer, s.listDatasets},
+		{"GET /api/v1/datasets/{ref}", domain.RoleViewer, s.getDataset},
+
+		{"POST /api/v1/models/{model}/evaluations", domain.RoleAuthor, s.runEvaluation},
+		{"GET /api/v1/models/{model}/evaluations", domain.RoleViewer, s.listEvaluations},
+		{"GET /api/v1/evaluations", domain.RoleViewer, s.listEvaluations},
+		{"GET /api/v1/evaluations/{id}", domain.RoleViewer, s.getEvaluation},
 
 		{"GET /api/v1/audit", domain.RoleViewer, s.listAudit},
 		{"GET /api/v1/audit/verify", domain.RoleViewer, s.verifyAudit},

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -113,6 +114,9 @@ func newFixture(t *testing.T, s store.Store, c DispatcherConfig) *fixture {
 	c.Store, c.Clock = s, clk
 	if c.Source == "" {
 		c.Source = "slipway://test"
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.Jitter == nil {
 		c.Jitter = func() float64 { return 0.5 }
