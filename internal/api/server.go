@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/evalrun"
+	"github.com/slipway-ml/slipway/internal/notify"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/store"
 )
@@ -47,6 +48,8 @@ type Config struct {
 	Evaluations *evalrun.Service
 	// MaxDatasetBytes caps one pushed dataset (default 256 MiB).
 	MaxDatasetBytes int64
+	// Webhooks manages webhooks and reads their deliveries.
+	Webhooks *notify.Service
 	// Ready reports whether the server accepts traffic (false while
 	// shutting down).
 	Ready func() bool
@@ -67,6 +70,7 @@ type Server struct {
 	maxBlob     int64
 	evals       *evalrun.Service
 	maxDataset  int64
+	webhooks    *notify.Service
 	ready       func() bool
 	handler     http.Handler
 	gatherer    prometheus.Gatherer
@@ -94,6 +98,7 @@ func New(c Config) *Server {
 		log: c.Log, metrics: newMetrics(c.Metrics), maxBody: c.MaxBodyBytes, maxBlob: c.MaxBlobBytes,
 		ready: c.Ready, gatherer: c.Gatherer, evals: c.Evaluations, maxDataset: c.MaxDatasetBytes,
 	}
+	s.webhooks = c.Webhooks
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -132,7 +137,7 @@ type route struct {
 
 // routes is the whole API: every endpoint with the role it needs.
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /api/v1/whoami", domain.RoleViewer, s.whoami},
 
 		{"POST /api/v1/models", domain.RoleAuthor, s.createModel},
@@ -179,7 +184,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/tokens", domain.RoleAdmin, s.createToken},
 		{"GET /api/v1/tokens", domain.RoleAdmin, s.listTokens},
 		{"DELETE /api/v1/tokens/{name}", domain.RoleAdmin, s.revokeToken},
-	}
+	}, s.webhookRoutes()...)
 }
 
 // guard authenticates the caller, checks the role and maps errors.
