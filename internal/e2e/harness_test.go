@@ -108,14 +108,15 @@ type server struct {
 // startServer starts a server on a loopback port the kernel picks (the
 // server logs the address it bound, so no port is guessed and raced for),
 // waits for it to log that it listens and for /readyz to answer 200, and
-// kills it when the test ends.
-func startServer(t *testing.T, dataDir string) *server {
+// kills it when the test ends. flags are added to the server's command
+// line.
+func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	s := &server{t: t, dataDir: dataDir, log: newLogBuffer(), exited: make(chan struct{})}
-	s.cmd = exec.Command(slipwayBin, "server", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "20s")
+	s.cmd = exec.Command(slipwayBin, append([]string{"server", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "20s"}, flags...)...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
