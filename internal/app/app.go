@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/evalrun"
 	"github.com/slipway-ml/slipway/internal/gateway"
 	"github.com/slipway-ml/slipway/internal/metrics"
 	"github.com/slipway-ml/slipway/internal/registry"
@@ -125,6 +126,12 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	if err := deployments.Restore(ctx); err != nil {
 		return fmt.Errorf("starting what is deployed: %w", err)
 	}
+	evaluations := evalrun.New(evalrun.Config{Store: st, Versions: reg, Datasets: reg, Runtimes: fl, Clock: clk, Log: log})
+	// Nothing runs yet: an evaluation still running was cut short by the
+	// previous process and is failed before the API serves.
+	if _, err := evaluations.Recover(ctx); err != nil {
+		return fmt.Errorf("failing evaluations a restart interrupted: %w", err)
+	}
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -133,7 +140,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	apiHandler := api.New(api.Config{
 		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
 		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
-		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes,
+		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
 		Ready: func() bool { return !shuttingDown.Load() },
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
