@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"sync"
@@ -286,10 +287,21 @@ func (s *Service) route(ctx context.Context, d domain.Deployment, served map[str
 // compileRouting resolves a policy's versions against the route's: a rule
 // or shadow whose version could not start is left out (and its requests
 // take the split).
+//
+// Header names are put in canonical form (X-User-Id), the form the
+// gateway's request headers are keyed by, so that looking one up on the
+// hot path costs no allocation.
 func compileRouting(r *Route, p domain.Routing) {
-	r.Sticky = p.Sticky
+	if p.Sticky != nil {
+		k := *p.Sticky
+		if k.Header != "" {
+			k.Header = textproto.CanonicalMIMEHeaderKey(k.Header)
+		}
+		r.Sticky = &k
+	}
 	for _, m := range p.Rules {
 		if rv := r.Version(m.Version); rv != nil {
+			m.Header = textproto.CanonicalMIMEHeaderKey(m.Header)
 			r.Rules = append(r.Rules, RouteRule{MatchRule: m, Target: rv})
 		}
 	}

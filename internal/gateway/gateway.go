@@ -221,7 +221,8 @@ type exchange struct {
 	route   *deployment.Route
 	version *deployment.RouteVersion
 	pinned  bool
-	done    func() // ends the in-flight count of the current attempt
+	routed  routedBy // how the version was chosen (route.go)
+	done    func()   // ends the in-flight count of the current attempt
 
 	// The state of the calls (call.go).
 	idempotent   bool
@@ -313,7 +314,8 @@ func (x *exchange) finish() {
 		slog.Int64("bytes", x.w.bytes), slog.Duration("duration", d),
 		slog.String("model", x.model), slog.Int("version", ver),
 		slog.String("environment", x.env), slog.Int("fallback_from", x.fallbackFrom),
-		slog.Int("attempts", x.leg.tries), slog.String("trace_id", traceID(x.traceparent)))
+		slog.Int("attempts", x.leg.tries), slog.String("trace_id", traceID(x.traceparent)),
+		slog.String("routed_by", x.routed.String()))
 	if p == http.ErrAbortHandler {
 		panic(p)
 	}
@@ -387,7 +389,8 @@ func (x *exchange) environment() bool {
 }
 
 // resolve finds the version that serves a request for model: the pinned
-// one when pin is set, else a weighted pick. It answers the error itself
+// one when pin is set, else the route's policy picks (pickVersion, which
+// reads x.body for a JSON sticky key). It answers the error itself
 // and returns false when there is none.
 func (x *exchange) resolve(model, pin string) bool {
 	if !x.environment() {
@@ -410,12 +413,12 @@ func (x *exchange) resolve(model, pin string) bool {
 			x.fail(http.StatusBadRequest, "invalid_version", fmt.Sprintf("version %q is not a version number (1, 2, 3 …)", truncate(pin, 40)))
 			return false
 		}
-		x.pinned = true
+		x.pinned, x.routed = true, routedPin
 		if rv = route.Version(n); rv == nil {
 			x.fail(http.StatusNotFound, "version_not_served", fmt.Sprintf("version %d of model %q is not served in environment %q; served versions: %s", n, model, x.env, servedList(route)))
 			return false
 		}
-	} else if rv = route.Pick(x.g.rand(100)); rv == nil {
+	} else if rv, x.routed = pickVersion(route, x.r.Header, x.body, x.g.rand); rv == nil {
 		x.fail(http.StatusServiceUnavailable, "no_traffic", fmt.Sprintf("no version of model %q takes traffic in environment %q (served versions: %s)", model, x.env, servedList(route)))
 		return false
 	}

@@ -84,6 +84,7 @@ func (g *Gateway) serveOIPModel(x *exchange, rest string) {
 			return
 		}
 	}
+	x.body = body // a JSON sticky key is read from it
 	if !x.resolve(c.model, c.pin) {
 		return
 	}

@@ -74,6 +74,7 @@ func (g *Gateway) serveOpenAI(x *exchange) {
 		x.fail(http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	x.body = body // a JSON sticky key is read from it
 	if !x.resolve(q.Model, "") {
 		return
 	}
