@@ -166,6 +166,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/models/{model}/deployments/{env}", domain.RoleViewer, s.getDeployment},
 		{"PUT /api/v1/models/{model}/deployments/{env}", domain.RoleDeployer, s.deploy},
 		{"PUT /api/v1/models/{model}/deployments/{env}/traffic", domain.RoleDeployer, s.setTraffic},
+		{"PUT /api/v1/models/{model}/deployments/{env}/routing", domain.RoleDeployer, s.setRouting},
 		{"GET /api/v1/models/{model}/deployments/{env}/metrics", domain.RoleViewer, s.deploymentMetrics},
 		{"PUT /api/v1/models/{model}/deployments/{env}/versions/{version}/price", domain.RoleDeployer, s.setPrice},
 

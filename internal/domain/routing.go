@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -257,8 +258,17 @@ func (m MatchRule) String() string {
 	return "header:" + m.Header + string(m.Op) + m.Value + " -> " + strconv.Itoa(m.Version)
 }
 
-// MarshalJSON writes the rule's text form.
-func (m MatchRule) MarshalJSON() ([]byte, error) { return json.Marshal(m.String()) }
+// MarshalJSON writes the rule's text form, with its "->" as is rather
+// than HTML-escaped, for encoders that do not escape HTML either.
+func (m MatchRule) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m.String()); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
 
 // UnmarshalJSON reads the rule's text form.
 func (m *MatchRule) UnmarshalJSON(b []byte) error {
