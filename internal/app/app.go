@@ -27,6 +27,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/evalrun"
 	"github.com/slipway-ml/slipway/internal/gateway"
 	"github.com/slipway-ml/slipway/internal/metrics"
+	"github.com/slipway-ml/slipway/internal/notify"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/runtime/egress"
 	"github.com/slipway-ml/slipway/internal/runtime/fleet"
@@ -133,6 +134,26 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		return fmt.Errorf("failing evaluations a restart interrupted: %w", err)
 	}
 
+	// The webhook dispatcher sends what the outbox holds, pending
+	// deliveries of an earlier run included. It stops after the servers
+	// (no request can queue more) and before the store closes, letting
+	// attempts in flight record their outcome (defers run in reverse).
+	dispatcher, err := notify.NewDispatcher(notify.DispatcherConfig{Store: st, Policy: policy, Clock: clk, Log: log})
+	if err != nil {
+		return err
+	}
+	dispatchCtx, stopDispatcher := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		_ = dispatcher.Run(dispatchCtx)
+	}()
+	defer func() {
+		stopDispatcher()
+		<-dispatched
+	}()
+	webhooks := notify.NewService(notify.ServiceConfig{Store: st, Clock: clk, Policy: policy, Dispatcher: dispatcher})
+
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	live := metrics.New(promReg, clk)
@@ -141,7 +162,8 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
 		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
-		Ready: func() bool { return !shuttingDown.Load() },
+		Webhooks: webhooks,
+		Ready:    func() bool { return !shuttingDown.Load() },
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
 	c.Gateway.apply(&gwConfig)

@@ -91,6 +91,7 @@ Without a token, the CLI reads ./.slipway/admin.token when it exists.`,
 		newEvaluationCmd(g),
 		newAuditCmd(g),
 		newTokenCmd(g),
+		newWebhookCmd(g),
 	)
 	return root
 }
