@@ -23,6 +23,7 @@ func (g *globals) emit(v any, t func() table) error {
 	case "json":
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // for people: "->", not "-\u003e"
 		return enc.Encode(v)
 	case "yaml":
 		b, err := yaml.Marshal(v)
