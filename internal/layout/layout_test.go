@@ -17,6 +17,7 @@ var order = []string{
 	"internal/domain",
 	"internal/clock",
 	"internal/requestid",
+	"internal/otlptest", // a loopback OTLP receiver that tests import
 	"internal/audit",
 	"internal/analysis",
 	"internal/drift",
