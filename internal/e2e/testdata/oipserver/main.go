@@ -9,6 +9,10 @@
 // file exists (or the caller goes away): a request in flight for as long as
 // a test needs.
 //
+// With --hold PATH every infer request is held until PATH exists (or the
+// caller goes away): a model that never finishes a run, for as long as a
+// test needs.
+//
 // With --fail it prints the message to stderr and exits 3 at once: a model
 // server that cannot load its weights.
 package main
@@ -28,6 +32,7 @@ import (
 func main() {
 	port := flag.Int("port", 0, "loopback port to listen on")
 	fail := flag.String("fail", "", "print this to stderr and exit 3 instead of serving")
+	flag.StringVar(&holdAll, "hold", "", "hold every infer request until this file exists")
 	flag.Parse()
 	if *fail != "" {
 		fmt.Fprintln(os.Stderr, *fail)
@@ -83,6 +88,9 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// holdAll is --hold: set once in main before serving.
+var holdAll string
+
 func infer(w http.ResponseWriter, r *http.Request, name string) {
 	var req struct {
 		ID         string `json:"id"`
@@ -99,7 +107,11 @@ func infer(w http.ResponseWriter, r *http.Request, name string) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "infer request has no inputs"})
 		return
 	}
-	if p := req.Parameters.WaitFor; p != "" {
+	p := req.Parameters.WaitFor
+	if p == "" {
+		p = holdAll
+	}
+	if p != "" {
 		fmt.Printf("oipserver pid %d holds request %q until %s exists\n", os.Getpid(), req.ID, p)
 		for {
 			if _, err := os.Stat(p); err == nil {
