@@ -36,6 +36,8 @@ fuzz: ## Run every fuzz target for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzFloat64s$$' -fuzztime 30s ./internal/runtime/oip
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime 30s ./internal/runtime/egress
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitCommand$$' -fuzztime 30s ./internal/runtime
+	$(GO) test -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime 30s ./internal/dataset
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 30s ./internal/dataset
 
 .PHONY: bench
 bench: bench-deps ## Run the benchmarks behind docs/performance.md (a few minutes, ~2 GiB of disk)
