@@ -113,8 +113,10 @@ func setBody(r *http.Request, body []byte) {
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
-// forwardRemote makes one attempt at a remote version through a reverse
-// proxy with the endpoint's transport. An answer is written to w unless
+// forwardRemote makes one attempt at a remote version: over the
+// gateway's own HTTP/1.1 path (proxy.go) when the endpoint's transport
+// allows it, else through a reverse proxy with the endpoint's transport
+// (https, HTTP/2, proxies, upgrades). An answer is written to w unless
 // the attempt failed before its head reached the client: then the
 // failure is returned and nothing is written.
 func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t target) (f failure) {
@@ -122,6 +124,9 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 	l.tryTimeout = x.g.retry.TryTimeout
 	if l.tries > 1 || x.fallbackFrom != 0 {
 		l.tryTimeout = min(l.tryTimeout, time.Until(x.deadline))
+	}
+	if p := x.g.conns.pool(ep); p != nil && x.r.Header["Upgrade"] == nil {
+		return x.forwardDirect(w, p, ep.URL, t)
 	}
 	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), l.tryTimeout)
 	defer cancel(nil)
@@ -198,16 +203,22 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 // classify names a failed attempt: whether the request left, whether the
 // upstream timed out, whether anything can repair it.
 func (x *exchange) classify(r *http.Request, err error) failure {
-	l := &x.leg
-	f := failure{err: err, timedOut: errors.Is(context.Cause(r.Context()), errUpstreamTimeout) || transportTimeout(err)}
+	if errors.Is(err, errSwallowed) {
+		return failure{kind: failStatus, status: x.leg.status}
+	}
+	return x.failure(err, errors.Is(context.Cause(r.Context()), errUpstreamTimeout) || transportTimeout(err))
+}
+
+// failure names a failed attempt from its error and whether a timeout
+// (the gateway's or the transport's) ended it.
+func (x *exchange) failure(err error, timedOut bool) failure {
+	f := failure{err: err, timedOut: timedOut}
 	switch {
-	case errors.Is(err, errSwallowed):
-		f.kind, f.status, f.err = failStatus, l.status, nil
 	case x.r.Context().Err() != nil:
 		f.kind = failCanceled
 	case errors.Is(err, egress.ErrRefused), errors.Is(err, errAnswerTooLarge):
 		f.kind = failFatal
-	case !l.wrote.Load():
+	case !x.leg.wrote.Load():
 		f.kind = failUnsent
 	case f.timedOut:
 		f.kind = failTimeout

@@ -130,6 +130,7 @@ type Gateway struct {
 	// per request cost a logger and a 32 KiB copy buffer each.
 	proxyLog *log.Logger
 	buffers  *bufferPool
+	conns    *connPools // upstream connections of the HTTP/1.1 path (proxy.go)
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -170,7 +171,7 @@ func New(c Config) *Gateway {
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
 		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep, tracer: newTracer(c.TracerProvider, c.ServerVersion),
 		upstreams: newUpstreams(c.Breaker, c.Retry),
-		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(),
+		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(), conns: newConnPools(),
 	}
 }
 
