@@ -46,7 +46,7 @@ type Config struct {
 	MaxBlobBytes int64
 	// Evaluations runs and records evaluations over datasets.
 	Evaluations *evalrun.Service
-	// MaxDatasetBytes caps one pushed dataset (default 256 MiB).
+	// MaxDatasetBytes caps one pushed dataset (default 64 MiB: an evaluation holds the whole dataset in memory).
 	MaxDatasetBytes int64
 	// Webhooks manages webhooks and reads their deliveries.
 	Webhooks *notify.Service
@@ -85,7 +85,7 @@ func New(c Config) *Server {
 		c.MaxBlobBytes = 64 << 30
 	}
 	if c.MaxDatasetBytes == 0 {
-		c.MaxDatasetBytes = 256 << 20
+		c.MaxDatasetBytes = 64 << 20
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

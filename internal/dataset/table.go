@@ -55,7 +55,7 @@ func Read(r io.Reader, s Schema) (*Table, error) {
 func (t *Table) readCSV(r io.Reader) error {
 	cr := csv.NewReader(r)
 	if _, err := cr.Read(); err != nil {
-		return fmt.Errorf("CSV header: %v: %w", err, domain.ErrInvalid)
+		return readErr("CSV header", err)
 	}
 	for {
 		rec, err := cr.Read()
@@ -63,7 +63,7 @@ func (t *Table) readCSV(r io.Reader) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("CSV: %v: %w", err, domain.ErrInvalid)
+			return readErr("CSV", err)
 		}
 		if len(rec) != len(t.cells) {
 			return fmt.Errorf("CSV record has %d fields, the header %d: %w", len(rec), len(t.cells), domain.ErrInvalid)
@@ -96,9 +96,20 @@ func (t *Table) readJSONL(r io.Reader) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("JSON Lines line %d: %v: %w", line+1, err, domain.ErrInvalid)
+		return readErr(fmt.Sprintf("JSON Lines line %d", line+1), err)
 	}
 	return nil
+}
+
+// readErr tells malformed input (ErrInvalid) from a reader that failed,
+// whose error is kept: a stored dataset that no longer matches its digest
+// is not the caller's bad input.
+func readErr(where string, err error) error {
+	var parse *csv.ParseError
+	if errors.As(err, &parse) || errors.Is(err, bufio.ErrTooLong) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %v: %w", where, err, domain.ErrInvalid)
+	}
+	return fmt.Errorf("%s: %w", where, err)
 }
 
 // jsonText is a JSON scalar as text: a string's value, a number's or a

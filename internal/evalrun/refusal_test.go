@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,29 @@ func TestColumnsMustMatchFeatures(t *testing.T) {
 	}
 	if _, err := e.svc.Evaluate(ctx, "carol", "bc", "one", "renamed"); !errors.Is(err, domain.ErrInvalid) {
 		t.Errorf("version one: %v, want ErrInvalid", err)
+	}
+	e.nothingRecorded()
+}
+
+// TestCorruptDatasetIsRefused: dataset bytes that no longer hash to their
+// digest are refused before anything runs or is recorded.
+func TestCorruptDatasetIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.pushExample("v1.json")
+	d := e.pushDataset("bc-holdout", holdoutEval(t), evalRoles)
+	hexsum := strings.TrimPrefix(d.Digest, "sha256:")
+	path := filepath.Join(e.dir, "artifacts", "blobs", "sha256", hexsum[:2], hexsum)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-2] ^= 1 // the last label, 0 <-> 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Evaluate(t.Context(), "carol", "bc", "1", "bc-holdout")
+	if !errors.Is(err, domain.ErrPrecondition) || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("evaluating a corrupt dataset: %v, want ErrPrecondition naming the corruption", err)
 	}
 	e.nothingRecorded()
 }

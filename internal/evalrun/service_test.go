@@ -29,6 +29,7 @@ const examples = "../../examples/breast-cancer/"
 // evaluation service on a temporary SQLite store.
 type env struct {
 	t     *testing.T
+	dir   string
 	st    *sqlstore.Store
 	blobs *artifact.Local
 	reg   *registry.Registry
@@ -59,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := reg.CreateModel(t.Context(), "alice", domain.Model{Name: "bc"}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st, blobs: blobs, reg: reg, svc: svc}
+	return &env{t: t, dir: dir, st: st, blobs: blobs, reg: reg, svc: svc}
 }
 
 // pushModel registers a model file as the next xgboost-json version.
