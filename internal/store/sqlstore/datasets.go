@@ -25,13 +25,13 @@ const cursorDataset = "s"
 
 // GetDataset returns one dataset version, the latest when number is 0.
 func (r *reader) GetDataset(ctx context.Context, name string, number int) (domain.Dataset, error) {
-	what := fmt.Sprintf("version %d of dataset %q", number, name)
-	row := r.q.QueryRowContext(ctx, r.d.rebind(qGetDataset), name, number)
+	// One query either way: a Row that is never scanned holds its
+	// connection for good.
+	what, query, args := fmt.Sprintf("version %d of dataset %q", number, name), qGetDataset, []any{name, number}
 	if number == 0 {
-		what = fmt.Sprintf("dataset %q", name)
-		row = r.q.QueryRowContext(ctx, r.d.rebind(qLatestDataset), name)
+		what, query, args = fmt.Sprintf("dataset %q", name), qLatestDataset, []any{name}
 	}
-	d, err := scanDataset(row)
+	d, err := scanDataset(r.q.QueryRowContext(ctx, r.d.rebind(query), args...))
 	if err != nil {
 		return domain.Dataset{}, r.d.wrap(err, what)
 	}

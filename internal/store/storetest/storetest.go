@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Evaluations", testEvaluations},
 		{"GatePolicies", testGatePolicies},
 		{"Promotions", testPromotions},
+		{"ReadsReleaseConnections", testReadsReleaseConnections},
 		{"Webhooks", testWebhooks},
 		{"Deliveries", testDeliveries},
 		{"AuditChain", testAuditChain},
