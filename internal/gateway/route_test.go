@@ -232,3 +232,27 @@ func FuzzJSONStickyKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPickVersion measures the policy's cost per request: a header
+// rule miss then a header key, and a JSON key in a chat body.
+func BenchmarkPickVersion(b *testing.B) {
+	rules := []string{"header:X-Tester=yes -> 3", "header:X-Region^=eu- -> 2"}
+	draw := constDraw(5)
+	b.Run("header", func(b *testing.B) {
+		rt := policyRoute(&testing.T{}, "header:X-User-Id", rules...)
+		h := header("X-User-ID", "user-1234567", "Content-Type", "application/json")
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = pickVersion(rt, h, nil, draw)
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		rt := policyRoute(&testing.T{}, "json:user", rules...)
+		body := []byte(`{"model":"chat","messages":[{"role":"user","content":"hello there"}],"temperature":0.2,"user":"user-1234567"}`)
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = pickVersion(rt, h, body, draw)
+		}
+	})
+}
