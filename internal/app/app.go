@@ -215,6 +215,11 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 			l.srv.Close()
 		}
 	}
+	// The gateway's queued shadow mirrors go out (or are dropped and
+	// counted) before the runtimes they call stop.
+	if err := gw.Close(sctx); err != nil {
+		log.Warn("shutdown did not finish in time", "server", "gateway", "err", err.Error())
+	}
 	log.Info("stopped")
 	return nil
 }

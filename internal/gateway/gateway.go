@@ -108,6 +108,9 @@ type Config struct {
 	// client span per upstream attempt (trace.go); nil turns tracing off
 	// at the cost of a nil check.
 	TracerProvider trace.TracerProvider
+	// Shadow bounds the mirroring of requests to shadow versions
+	// (shadow.go); the zero value takes the defaults.
+	Shadow ShadowPolicy
 }
 
 // Gateway serves inference requests. It is safe for concurrent use.
@@ -130,7 +133,8 @@ type Gateway struct {
 	// per request cost a logger and a 32 KiB copy buffer each.
 	proxyLog *log.Logger
 	buffers  *bufferPool
-	conns    *connPools // upstream connections of the HTTP/1.1 path (proxy.go)
+	conns    *connPools  // upstream connections of the HTTP/1.1 path (proxy.go)
+	shadows  *shadowPool // mirrors to shadow versions (shadow.go)
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -172,6 +176,7 @@ func New(c Config) *Gateway {
 		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep, tracer: newTracer(c.TracerProvider, c.ServerVersion),
 		upstreams: newUpstreams(c.Breaker, c.Retry),
 		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(), conns: newConnPools(),
+		shadows: newShadowPool(c.Shadow, c.Metrics, c.Log),
 	}
 }
 
@@ -239,6 +244,7 @@ type exchange struct {
 	// caller that went away, 502 for a stream an upstream cut off).
 	status int
 	usage  *usageTap
+	shadow *shadowPlan // set when a copy goes to the route's shadow (shadow.go)
 }
 
 // ServeHTTP routes one request: request ID and trace context, the endpoint,
@@ -301,6 +307,9 @@ func (x *exchange) finish() {
 		}
 	} else if !x.quiet {
 		x.g.metrics.ObserveUnrouted(status)
+	}
+	if x.shadow != nil {
+		x.sendShadow(status) // the answer is complete: a mirror cannot delay it
 	}
 	if x.span != nil {
 		x.endSpan(status, ver)
@@ -424,6 +433,9 @@ func (x *exchange) resolve(model, pin string) bool {
 		return false
 	}
 	x.model, x.route, x.version = model, route, rv
+	if route.Shadow != nil {
+		x.planShadow()
+	}
 	return true
 }
 

@@ -121,3 +121,36 @@ func FuzzParseOpenAIRequest(f *testing.F) {
 		}
 	})
 }
+
+// The scanner behind topLevelFields finds only top-level keys, after
+// unescaping, whatever strings and nesting surround them.
+func TestTopLevelFieldsScanner(t *testing.T) {
+	cases := []struct {
+		body, want string // want: the model field's value, "-" for none, "!" for an error
+	}{
+		{`{"a":"}{\"","model":"m"}`, `"m"`},
+		{`{"mo\u0064el" : 7 }`, `7`},
+		{`{"x":{"model":"inner","y":[{"model":1}]},"model":["outer"]}`, `["outer"]`},
+		{` { "b" : [ "]" , { } ] , "model" : null } `, `null`},
+		{`{"x":1}`, `-`},
+		{`{}`, `-`},
+		{`{"model":"a","model":"b"}`, `!`},
+		{`["model"]`, `!`},
+		{`{"model":1} x`, `!`},
+		{`{"model":}`, `!`},
+		{``, `!`},
+	}
+	for _, c := range cases {
+		spans, err := topLevelFields([]byte(c.body), "model")
+		got := "!"
+		if err == nil {
+			got = "-"
+			if s := spans[0]; s.found {
+				got = c.body[s.start:s.end]
+			}
+		}
+		if got != c.want {
+			t.Errorf("%s: model %s (%v), want %s", c.body, got, err, c.want)
+		}
+	}
+}

@@ -254,7 +254,8 @@ func jsonUsage(b []byte, tail bool) *openAIUsage {
 		Usage *openAIUsage `json:"usage"`
 	}
 	if !tail {
-		if json.Unmarshal(b, &v) != nil {
+		spans, err := topLevelFields(b, "usage")
+		if err != nil || !spans[0].found || json.Unmarshal(b[spans[0].start:spans[0].end], &v.Usage) != nil {
 			return nil
 		}
 		return v.Usage

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -58,18 +61,27 @@ type DispatcherConfig struct {
 	Retention time.Duration
 	// Jitter returns a number in [0, 1) (default math/rand/v2).
 	Jitter func() float64
+	// Metrics, when set, registers slipway_webhook_attempts_total.
+	Metrics prometheus.Registerer
 }
 
-// Dispatcher sends the outbox's pending deliveries. Run drives it in
-// production; RunDue attempts what is due once, for tests driving a fake
-// clock. Use one or the other.
+// Dispatcher sends the outbox's pending deliveries, at most one at a time
+// per webhook, so a receiver that hangs holds one slot, not all of them,
+// and one receiver gets its events in the order they are due. Run drives
+// it in production; RunDue attempts what is due once, for tests driving a
+// fake clock. Use one or the other.
 type Dispatcher struct {
-	c      DispatcherConfig
-	client *http.Client
-	lease  time.Duration
-	kick   chan struct{}
-	slots  chan struct{}
-	wg     sync.WaitGroup
+	c        DispatcherConfig
+	client   *http.Client
+	lease    time.Duration
+	kick     chan struct{}
+	slots    chan struct{}
+	wg       sync.WaitGroup
+	attempts *prometheus.CounterVec
+
+	mu sync.Mutex
+	// busy holds the webhooks with an attempt in flight in this process.
+	busy map[string]bool
 }
 
 // NewDispatcher checks the configuration and fills in defaults.
@@ -120,14 +132,25 @@ func NewDispatcher(c DispatcherConfig) (*Dispatcher, error) {
 	}
 	client := c.Policy.Client()
 	client.Timeout = c.Timeout
-	return &Dispatcher{
+	d := &Dispatcher{
 		c: c, client: client,
 		// An attempt records its outcome well within its timeout; past
 		// this, a claim whose process died is due again.
 		lease: c.Timeout + time.Minute,
 		kick:  make(chan struct{}, 1),
 		slots: make(chan struct{}, c.Concurrency),
-	}, nil
+		busy:  map[string]bool{},
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_webhook_attempts_total",
+			Help: "Webhook delivery attempts, by result: delivered, retried (to be tried again) or failed (given up).",
+		}, []string{"result"}),
+	}
+	if c.Metrics != nil {
+		if err := c.Metrics.Register(d.attempts); err != nil {
+			return nil, fmt.Errorf("webhook dispatcher metrics: %w", err)
+		}
+	}
+	return d, nil
 }
 
 // Kick wakes the dispatcher after a commit that queued deliveries, so they
@@ -217,28 +240,38 @@ type job struct {
 	hook     domain.Webhook
 }
 
-// claim takes due deliveries in one transaction: it counts the attempt
-// and moves the next attempt past the lease, so no other dispatcher (or a
-// later poll) sends them meanwhile, and a crash mid-attempt only delays
-// the retry until the lease lapses.
+// claim takes due deliveries in one transaction, at most n and one per
+// webhook without an attempt in flight: it counts the attempt and moves
+// the next attempt past the lease, so no other dispatcher (or a later
+// poll) sends them meanwhile, and a crash mid-attempt only delays the
+// retry until the lease lapses. The webhooks claimed are marked busy until
+// their attempt is recorded (done).
 func (d *Dispatcher) claim(ctx context.Context, n int) ([]job, error) {
 	now := d.c.Clock.Now()
+	d.mu.Lock()
+	busy := maps.Clone(d.busy)
+	d.mu.Unlock()
 	var jobs []job
 	err := d.c.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		jobs = jobs[:0]
-		due, err := tx.DueDeliveries(ctx, now, n)
+		// One row per webhook: look past the busy ones.
+		due, err := tx.DueDeliveries(ctx, now, min(store.MaxLimit, n+len(busy)))
 		if err != nil {
 			return err
 		}
-		hooks := map[string]domain.Webhook{}
+		picked := map[string]domain.Webhook{}
 		for _, dl := range due {
-			h, ok := hooks[dl.WebhookID]
-			if !ok {
-				if h, err = tx.GetWebhook(ctx, dl.WebhookID); err != nil {
-					return err
-				}
-				hooks[dl.WebhookID] = h
+			if len(jobs) == n {
+				break
 			}
+			if _, dup := picked[dl.WebhookID]; dup || busy[dl.WebhookID] {
+				continue
+			}
+			h, err := tx.GetWebhook(ctx, dl.WebhookID)
+			if err != nil {
+				return err
+			}
+			picked[dl.WebhookID] = h
 			dl.Attempts++
 			dl.NextAttemptAt = now.Add(d.lease)
 			dl.UpdatedAt = now
@@ -252,7 +285,19 @@ func (d *Dispatcher) claim(ctx context.Context, n int) ([]job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claiming due webhook deliveries: %w", err)
 	}
+	d.mu.Lock()
+	for _, j := range jobs {
+		d.busy[j.hook.ID] = true
+	}
+	d.mu.Unlock()
 	return jobs, nil
+}
+
+// done frees a webhook for its next attempt.
+func (d *Dispatcher) done(webhook string) {
+	d.mu.Lock()
+	delete(d.busy, webhook)
+	d.mu.Unlock()
 }
 
 // outcome is what one attempt came to.
@@ -268,6 +313,7 @@ type outcome struct {
 // attempt sends one claimed delivery and records the outcome. A Run whose
 // context ends does not cut the attempt short: it has its own timeout.
 func (d *Dispatcher) attempt(ctx context.Context, j job) {
+	defer d.done(j.hook.ID)
 	ctx = context.WithoutCancel(ctx)
 	sendCtx, cancel := context.WithTimeout(ctx, d.c.Timeout)
 	out := d.send(sendCtx, j)
@@ -286,6 +332,14 @@ func (d *Dispatcher) attempt(ctx context.Context, j job) {
 		dl.LastError = fmt.Sprintf("gave up after %d attempts; the last: %s", dl.Attempts, out.err)
 	default:
 		dl.Status, dl.NextAttemptAt = domain.DeliveryFailed, time.Time{}
+	}
+	switch dl.Status {
+	case domain.DeliveryDelivered:
+		d.attempts.WithLabelValues("delivered").Inc()
+	case domain.DeliveryPending:
+		d.attempts.WithLabelValues("retried").Inc()
+	default:
+		d.attempts.WithLabelValues("failed").Inc()
 	}
 	recCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -3,12 +3,16 @@ package notify
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/runtime/egress"
@@ -273,5 +277,66 @@ func TestNetworkErrorsAndTimeoutsAreRetried(t *testing.T) {
 	if d := f.only(gone.ID); d.Status != domain.DeliveryPending || !strings.HasPrefix(d.LastError, "network error: ") ||
 		strings.Contains(d.LastError, closed.srv.URL) {
 		t.Errorf("a receiver that is down: %+v", d)
+	}
+}
+
+// A webhook gets one attempt at a time: a backlog for one receiver waits
+// its turn without taking every slot from the others.
+func TestOneAttemptAtATimePerWebhook(t *testing.T) {
+	f := newFixture(t, nil, DispatcherConfig{Concurrency: 4})
+	a := f.add("http://127.0.0.1:1/a", "*")
+	b := f.add("http://127.0.0.1:1/b", "*")
+	for i := range 3 {
+		f.enqueue(Event{Type: TypePromotionApproved, ID: "ev-" + strconv.Itoa(i), Time: t0.Add(time.Duration(i) * time.Second)})
+	}
+	f.clock.Advance(time.Minute)
+	claim := func(want ...string) {
+		t.Helper()
+		jobs, err := f.disp.claim(t.Context(), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, j := range jobs {
+			got = append(got, j.hook.ID+"/"+j.delivery.EventID)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("claimed %v, want %v", got, want)
+		}
+	}
+	claim(a.ID+"/ev-0", b.ID+"/ev-0")
+	claim() // both have an attempt in flight
+	f.disp.done(a.ID)
+	claim(a.ID + "/ev-1")
+}
+
+func TestAttemptsAreCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ok, gone := newReceiver(t, answer{status: 200}), newReceiver(t, answer{status: 410})
+	f := newFixture(t, nil, DispatcherConfig{Metrics: reg})
+	f.add(ok.srv.URL, "*")
+	f.add(gone.srv.URL, "*")
+	f.enqueue(approved)
+	f.runDue(2)
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() != "slipway_webhook_attempts_total" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"delivered": 1, "failed": 1}; !maps.Equal(got, want) {
+		t.Errorf("slipway_webhook_attempts_total = %v, want %v", got, want)
+	}
+	if _, err := NewDispatcher(DispatcherConfig{Store: f.store, Metrics: reg}); err == nil {
+		t.Error("a second dispatcher registered the same metric")
 	}
 }

@@ -25,7 +25,10 @@ type WebhookReader interface {
 	// ListDeliveries returns deliveries newest first (descending ID).
 	ListDeliveries(ctx context.Context, f DeliveryFilter, p Page) (deliveries []domain.Delivery, next string, err error)
 	// DueDeliveries returns at most limit pending deliveries whose next
-	// attempt is at or before now, the longest waiting first.
+	// attempt is at or before now, the longest waiting first, and of each
+	// webhook only the one due first: a dispatcher sends one delivery at a
+	// time to a webhook, so a backlog for one receiver cannot crowd out
+	// the others.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]domain.Delivery, error)
 }
 

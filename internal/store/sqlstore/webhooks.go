@@ -19,12 +19,17 @@ const (
 )
 
 const (
-	qGetWebhook     = `SELECT ` + webhookCols + ` FROM webhooks WHERE id = ?`
-	qListWebhooks   = `SELECT ` + webhookCols + ` FROM webhooks WHERE id > ? ORDER BY id LIMIT ?`
-	qInsertWebhook  = `INSERT INTO webhooks (` + webhookCols + `) VALUES (?, ?, ?, ?, ?, ?)`
-	qDeleteWebhook  = `DELETE FROM webhooks WHERE id = ?`
-	qGetDelivery    = `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE id = ?`
-	qDueDeliveries  = `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`
+	qGetWebhook    = `SELECT ` + webhookCols + ` FROM webhooks WHERE id = ?`
+	qListWebhooks  = `SELECT ` + webhookCols + ` FROM webhooks WHERE id > ? ORDER BY id LIMIT ?`
+	qInsertWebhook = `INSERT INTO webhooks (` + webhookCols + `) VALUES (?, ?, ?, ?, ?, ?)`
+	qDeleteWebhook = `DELETE FROM webhooks WHERE id = ?`
+	qGetDelivery   = `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE id = ?`
+	// qDueDeliveries takes the earliest due delivery of each webhook
+	// (window functions: SQLite 3.25+, PostgreSQL).
+	qDueDeliveries = `SELECT ` + deliveryCols + ` FROM (SELECT ` + deliveryCols + `, ` +
+		`ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS nth ` +
+		`FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?) AS due ` +
+		`WHERE nth = 1 ORDER BY next_attempt_at, id LIMIT ?`
 	qInsertDelivery = `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, subject, event_time, data, status, attempts, ` +
 		`next_attempt_at, last_status_code, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	qUpdateDelivery  = `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ?`
@@ -152,8 +157,8 @@ func (r *reader) ListDeliveries(ctx context.Context, f store.DeliveryFilter, p s
 	return ds, next, nil
 }
 
-// DueDeliveries returns pending deliveries due at now, longest waiting
-// first.
+// DueDeliveries returns the earliest due pending delivery of each
+// webhook, longest waiting first.
 func (r *reader) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]domain.Delivery, error) {
 	if limit < 1 || limit > store.MaxLimit {
 		return nil, fmt.Errorf("due webhook deliveries: limit %d must be between 1 and %d: %w", limit, store.MaxLimit, domain.ErrInvalid)

@@ -167,6 +167,12 @@ func testDeliveries(t *testing.T, s store.Store) {
 	if ids := deliveryIDs(due); !reflect.DeepEqual(ids, []int64{first.ID, second.ID}) {
 		t.Errorf("DueDeliveries at t0+1s: %v, want %v", ids, []int64{first.ID, second.ID})
 	}
+	// Of each webhook only the one due first.
+	due, err = s.DueDeliveries(ctx, t0.Add(time.Hour), 10)
+	must(t, "DueDeliveries", err)
+	if ids := deliveryIDs(due); !reflect.DeepEqual(ids, []int64{first.ID, second.ID}) {
+		t.Errorf("DueDeliveries with two due for wh_1: %v, want %v", ids, []int64{first.ID, second.ID})
+	}
 	due, err = s.DueDeliveries(ctx, t0.Add(time.Hour), 1)
 	must(t, "DueDeliveries", err)
 	if ids := deliveryIDs(due); !reflect.DeepEqual(ids, []int64{first.ID}) {
