@@ -236,6 +236,9 @@ func (s *Server) setAlias(w http.ResponseWriter, r *http.Request) error {
 	if req.Version == "" {
 		return fmt.Errorf("request body needs \"version\": a version number or @alias: %w", domain.ErrInvalid)
 	}
+	if err := s.checkProtectedAlias(r, r.PathValue("alias")); err != nil {
+		return err
+	}
 	a, err := s.reg.SetAlias(r.Context(), actor(r), r.PathValue("model"), r.PathValue("alias"), registry.Ref(string(req.Version)), req.ExpectedVersion)
 	if err != nil {
 		return err
@@ -252,6 +255,9 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("expected_version %q must be a number: %w", e, domain.ErrInvalid)
 		}
 		expected = &n
+	}
+	if err := s.checkProtectedAlias(r, r.PathValue("alias")); err != nil {
+		return err
 	}
 	if err := s.reg.DeleteAlias(r.Context(), actor(r), r.PathValue("model"), r.PathValue("alias"), expected); err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/evalrun"
+	"github.com/slipway-ml/slipway/internal/gate"
 	"github.com/slipway-ml/slipway/internal/notify"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/store"
@@ -50,6 +51,9 @@ type Config struct {
 	MaxDatasetBytes int64
 	// Webhooks manages webhooks and reads their deliveries.
 	Webhooks *notify.Service
+	// Gates applies gate policies and runs promotions; nil turns those
+	// endpoints into 503.
+	Gates *gate.Service
 	// Ready reports whether the server accepts traffic (false while
 	// shutting down).
 	Ready func() bool
@@ -71,6 +75,7 @@ type Server struct {
 	evals       *evalrun.Service
 	maxDataset  int64
 	webhooks    *notify.Service
+	gates       *gate.Service
 	ready       func() bool
 	handler     http.Handler
 	gatherer    prometheus.Gatherer
@@ -99,6 +104,7 @@ func New(c Config) *Server {
 		ready: c.Ready, gatherer: c.Gatherer, evals: c.Evaluations, maxDataset: c.MaxDatasetBytes,
 	}
 	s.webhooks = c.Webhooks
+	s.gates = c.Gates
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -185,7 +191,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/tokens", domain.RoleAdmin, s.createToken},
 		{"GET /api/v1/tokens", domain.RoleAdmin, s.listTokens},
 		{"DELETE /api/v1/tokens/{name}", domain.RoleAdmin, s.revokeToken},
-	}, s.webhookRoutes()...)
+	}, append(s.webhookRoutes(), s.gateRoutes()...)...)
 }
 
 // guard authenticates the caller, checks the role and maps errors.

@@ -41,6 +41,9 @@ const (
 	// TypePromotionCompleted: the environment's aliases moved to the
 	// version.
 	TypePromotionCompleted = "promotion.completed"
+	// TypePromotionCancelled: a pending promotion can no longer complete
+	// (superseded by another, its policy changed, its version archived).
+	TypePromotionCancelled = "promotion.cancelled"
 
 	// TypePing is what `slipway webhook test` sends to one webhook,
 	// whatever it subscribes to. Enqueue refuses it.
@@ -58,6 +61,7 @@ var EventTypes = []string{
 	TypePromotionRejected,
 	TypePromotionApproved,
 	TypePromotionCompleted,
+	TypePromotionCancelled,
 }
 
 // MaxDataBytes caps an event's JSON payload.
