@@ -242,4 +242,3 @@ func (s *Server) environments() []string {
 	}
 	return domain.DefaultEnvironments
 }
-

@@ -173,7 +173,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
 		Webhooks: webhooks, Gates: gates,
-		Ready:    func() bool { return !shuttingDown.Load() },
+		Ready: func() bool { return !shuttingDown.Load() },
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
 	c.Gateway.apply(&gwConfig)
