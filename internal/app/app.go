@@ -25,12 +25,14 @@ import (
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/evalrun"
+	"github.com/slipway-ml/slipway/internal/gate"
 	"github.com/slipway-ml/slipway/internal/gateway"
 	"github.com/slipway-ml/slipway/internal/metrics"
 	"github.com/slipway-ml/slipway/internal/notify"
 	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/runtime/egress"
 	"github.com/slipway-ml/slipway/internal/runtime/fleet"
+	"github.com/slipway-ml/slipway/internal/store"
 	"github.com/slipway-ml/slipway/internal/store/sqlstore"
 )
 
@@ -134,11 +136,14 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		return fmt.Errorf("failing evaluations a restart interrupted: %w", err)
 	}
 
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	live := metrics.New(promReg, clk)
 	// The webhook dispatcher sends what the outbox holds, pending
 	// deliveries of an earlier run included. It stops after the servers
 	// (no request can queue more) and before the store closes, letting
 	// attempts in flight record their outcome (defers run in reverse).
-	dispatcher, err := notify.NewDispatcher(notify.DispatcherConfig{Store: st, Policy: policy, Clock: clk, Log: log})
+	dispatcher, err := notify.NewDispatcher(notify.DispatcherConfig{Store: st, Policy: policy, Clock: clk, Log: log, Metrics: promReg})
 	if err != nil {
 		return err
 	}
@@ -153,17 +158,22 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		<-dispatched
 	}()
 	webhooks := notify.NewService(notify.ServiceConfig{Store: st, Clock: clk, Policy: policy, Dispatcher: dispatcher})
-
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	live := metrics.New(promReg, clk)
+	gates := gate.New(gate.Config{
+		Store: st, Versions: reg, Datasets: reg, Evaluator: evaluations, Environments: deployments.Environments(),
+		Clock: clk, Log: log,
+		// Promotion events go to the webhook outbox in the promotion's own
+		// transaction.
+		Events: func(ctx context.Context, tx store.Tx, typ, subject string, data any) error {
+			return notify.Enqueue(ctx, tx, notify.Event{Type: typ, Subject: subject, Time: clk.Now(), Data: data})
+		},
+	})
 	var shuttingDown atomic.Bool
 	apiHandler := api.New(api.Config{
 		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
 		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
-		Webhooks: webhooks,
-		Ready:    func() bool { return !shuttingDown.Load() },
+		Webhooks: webhooks, Gates: gates,
+		Ready: func() bool { return !shuttingDown.Load() },
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
 	c.Gateway.apply(&gwConfig)

@@ -22,8 +22,9 @@ func newWebhookCmd(g *globals) *cobra.Command {
 		Use:   "webhook",
 		Short: "Send slipway's events to HTTP endpoints as signed CloudEvents (admin)",
 		Long: `A webhook POSTs every event it subscribes to (promotion.requested,
-promotion.rejected, promotion.approved, promotion.completed; a family such as
-promotion.*; or *) to a URL as a CloudEvents 1.0 JSON body, signed with
+promotion.rejected, promotion.approved, promotion.completed,
+promotion.cancelled; a family such as promotion.*; or *) to a URL as a
+CloudEvents 1.0 JSON body, signed with
 HMAC-SHA256 in the X-Slipway-Signature header. Failed deliveries are retried
 with backoff. See docs/webhooks.md for how a receiver verifies a delivery.`,
 	}
