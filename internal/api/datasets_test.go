@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/slipway-ml/slipway/internal/api"
@@ -151,5 +152,42 @@ func TestDatasetBadInputStoresNothing(t *testing.T) {
 	tmp, _ := os.ReadDir(filepath.Join(h.blobDir, "tmp"))
 	if len(blobs) != 0 || len(tmp) != 0 {
 		t.Errorf("blobs left behind: %v, tmp %d", blobs, len(tmp))
+	}
+}
+
+// TestIdenticalPushesAtOnceMakeOneVersion: the same bytes pushed from many
+// clients at once make one version; every other push gets it back.
+func TestIdenticalPushesAtOnceMakeOneVersion(t *testing.T) {
+	h := newHarness(t)
+	const n = 8
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, h.srv.URL+datasetPath("same", "format=csv&label=y"), strings.NewReader(smallCSV))
+			req.Header.Set("Authorization", "Bearer "+h.admin)
+			resp, err := h.srv.Client().Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusCreated] != 1 || count[http.StatusOK] != n-1 {
+		t.Fatalf("statuses %v, want one 201 and %d 200", count, n-1)
+	}
+	r := h.mustCall(http.MethodGet, "/api/v1/datasets?name=same", h.admin, nil, http.StatusOK)
+	if strings.Count(string(r.body), `"name":"same"`) != 1 {
+		t.Errorf("versions of same: %s", r.body)
 	}
 }

@@ -234,3 +234,67 @@ func TestEvaluationInterruptedByRestart(t *testing.T) {
 	}
 	c.ok("audit", "verify")
 }
+
+// TestEvaluationOfARemoteModel: a model served by a child process over HTTP
+// (the test server answers the sum of a row's inputs) evaluated on a
+// regression dataset. It declares no feature names or width, so the
+// columns without a role go in file order, unchecked, and the evaluation
+// says so; a JSON Lines dataset, which has no column order, is refused.
+func TestEvaluationOfARemoteModel(t *testing.T) {
+	t.Parallel()
+	bin := oipServerBin(t)
+	srv := startServer(t, t.TempDir())
+	c := srv.admin()
+	c.ok("model", "create", "adder")
+	c.ok("version", "push", "adder", "--format", "process", "--set", fmt.Sprintf("command='%s' --port {port}", bin))
+	dir := t.TempDir()
+	rows := [][3]float64{{1, 2, 3.5}, {2, 2, 4}, {5, 1, 5}, {0.5, 0.25, 1}}
+	groups := []string{"x", "x", "y", ""}
+	csv := "a,g,b,y\n"
+	for i, r := range rows {
+		csv += fmt.Sprintf("%g,%s,%g,%g\n", r[0], groups[i], r[1], r[2])
+	}
+	file := filepath.Join(dir, "sums.csv")
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pushed api.DatasetPushResponse
+	c.json(&pushed, "dataset", "push", "sums", file, "--label", "y", "--segment", "g")
+	if pushed.Dataset.Task != domain.TaskRegression {
+		t.Fatalf("dataset %+v", pushed.Dataset)
+	}
+	var got api.EvaluationResponse
+	c.json(&got, "evaluate", "adder", "1", "--dataset", "sums")
+	e := got.Evaluation
+	if e.Status != domain.EvaluationSucceeded || e.Task != domain.TaskRegression || e.Rows != len(rows) ||
+		e.Features == nil || e.Features.Rule != domain.MatchUnchecked || strings.Join(e.Features.Columns, ",") != "a,b" {
+		t.Fatalf("evaluation %+v (features %+v)", e, e.Features)
+	}
+	// The server answers a+b; the metrics of those predictions.
+	var abs, sq, mean, tot float64
+	for _, r := range rows {
+		d := r[0] + r[1] - r[2]
+		abs, sq, mean = abs+math.Abs(d), sq+d*d, mean+r[2]
+	}
+	n := float64(len(rows))
+	mean /= n
+	for _, r := range rows {
+		tot += (r[2] - mean) * (r[2] - mean)
+	}
+	want := map[string]float64{"mae": abs / n, "rmse": math.Sqrt(sq / n), "r2": 1 - sq/tot}
+	for k, w := range want {
+		if math.Abs(e.Metrics[k]-w) > 1e-12 {
+			t.Errorf("%s = %v, want %v", k, e.Metrics[k], w)
+		}
+	}
+	if e.Metrics[domain.MetricLatencyP99MS] <= 0 || len(e.Segments) != 3 || e.Segments[0].Value != "(missing)" || e.Segments[1].Rows != 2 {
+		t.Errorf("latency %v, segments %+v", e.Metrics[domain.MetricLatencyP99MS], e.Segments)
+	}
+
+	jsonl := filepath.Join(dir, "sums.jsonl")
+	if err := os.WriteFile(jsonl, []byte(`{"a": 1, "b": 2, "y": 3}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("dataset", "push", "sums-jsonl", jsonl, "--label", "y")
+	c.fail([]string{"evaluate", "adder", "1", "--dataset", "sums-jsonl"}, "no column order")
+}
