@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -80,9 +81,18 @@ func (f *routingFlags) register(fs *pflag.FlagSet) {
 }
 
 // policy parses the flags into a policy with the domain's parsers, naming
-// the flag at fault. Limits are set when any limit flag was given.
+// the flag at fault. Limits are set when any limit flag was given. No
+// flag at all is refused: clearing the policy is routing clear's job,
+// not a forgotten flag's.
 func (f routingFlags) policy(flags *pflag.FlagSet) (domain.Routing, error) {
 	var p domain.Routing
+	given := false
+	for _, name := range []string{"sticky", "rule", "shadow", "rate", "burst", "max-concurrency"} {
+		given = given || flags.Changed(name)
+	}
+	if !given {
+		return p, errors.New("no policy given: routing set replaces the whole policy with what its flags say (--sticky, --rule, --shadow, --rate, --burst, --max-concurrency); to remove the policy, use routing clear")
+	}
 	if f.sticky != "" {
 		k, err := domain.ParseStickyKey(f.sticky)
 		if err != nil {

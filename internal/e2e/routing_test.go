@@ -115,6 +115,7 @@ func TestRoutingPolicy(t *testing.T) {
 	// A bad policy is refused with the reason, and nothing changes.
 	c.fail([]string{"routing", "set", "cancer", "--env", "production", "--rule", "header:X-Tester=yes -> 9"}, "version 9", "does not serve")
 	c.fail([]string{"routing", "set", "cancer", "--env", "production", "--sticky", "cookie:id"}, "--sticky", "header: or json:")
+	c.fail([]string{"routing", "set", "cancer", "--env", "production"}, "no policy given", "routing clear")
 	c.fail([]string{"routing", "set", "cancer", "--env", "production", "--sticky", "header:X-User-ID", "--expected-revision", "2"}, "revision 3")
 	// A split that would orphan the rule is refused too.
 	c.fail([]string{"traffic", "set", "cancer", "1=100", "--env", "production"}, "change the routing first")
