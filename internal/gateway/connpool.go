@@ -142,8 +142,10 @@ func (p *connPool) forgotten(now time.Time) bool {
 	return len(p.idle) == 0 && now.Sub(p.lastUsed) > p.idleTimeout
 }
 
-// get returns an idle connection that the server has not closed, or nil.
-func (p *connPool) get(now time.Time) *upConn {
+// get returns an idle connection, or nil. With check, it also makes sure
+// the server has not closed the connection while it sat idle (a system
+// call); callers that may resend a request on a dead connection skip it.
+func (p *connPool) get(now time.Time, check bool) *upConn {
 	for {
 		p.mu.Lock()
 		p.lastUsed = now
@@ -156,7 +158,7 @@ func (p *connPool) get(now time.Time) *upConn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleSince) <= p.idleTimeout && c.br.Buffered() == 0 && !c.peerClosed() {
+		if now.Sub(c.idleSince) <= p.idleTimeout && c.br.Buffered() == 0 && (!check || !c.peerClosed()) {
 			c.reused = true
 			return c
 		}

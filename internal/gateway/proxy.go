@@ -51,7 +51,10 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	deadline := now.Add(l.tryTimeout)
 	var c *upConn
 	if !dial {
-		c = p.get(now)
+		// An idempotent request finding its pooled connection dead is sent
+		// again on a new one; any other is sent only on a connection seen
+		// open.
+		c = p.get(now, !x.idempotent)
 	}
 	if c == nil {
 		var err error

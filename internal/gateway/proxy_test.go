@@ -177,6 +177,29 @@ func TestProxyReusesAndReplacesConnections(t *testing.T) {
 	}
 }
 
+// A request that must not be sent twice goes only on a pooled connection
+// seen open: one the server closed while it sat idle is left for a new one.
+func TestProxyNonIdempotentSkipsDeadConnection(t *testing.T) {
+	closed := make(chan struct{}, 10)
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if readRequest(br) != nil {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		}
+		c.Close()
+		closed <- struct{}{}
+	})
+	h := newHarness(t, nil, route("chat", "production", remote(t, 1, 100, up.base, runtime.ProtocolOpenAI)))
+	for i := range 3 {
+		if resp, b := h.do("POST", "/v1/chat/completions", openAIChat); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+		<-closed // the server has closed the connection the gateway keeps
+	}
+	if n := up.conns.Load(); n != 3 {
+		t.Errorf("%d connections for 3 requests, want 3", n)
+	}
+}
+
 // Misbehaving answers at the HTTP level: each is refused as 502, and a
 // connection that carried one is never reused.
 func TestProxyBadAnswers(t *testing.T) {
