@@ -62,9 +62,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("reading %s: %v: %w", file, err, domain.ErrInvalid)
 	}
-	kind, err := gate.Kind(data)
+	kind, err := gate.Kind(file, data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return err
 	}
 	switch kind {
 	case "GatePolicy":

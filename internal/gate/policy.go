@@ -74,13 +74,13 @@ func (e *PolicyError) Error() string {
 func (e *PolicyError) Unwrap() error { return domain.ErrInvalid }
 
 // Kind reads the kind of a YAML document without judging the rest, so
-// `slipway apply` can dispatch it.
-func Kind(data []byte) (string, error) {
+// `slipway apply` can dispatch it; file names the document in errors.
+func Kind(file string, data []byte) (string, error) {
 	var k struct {
 		Kind string `yaml:"kind"`
 	}
 	if err := yaml.Unmarshal(data, &k); err != nil {
-		return "", fmt.Errorf("not a YAML document: %s: %w", yamlReason(err), domain.ErrInvalid)
+		return "", &PolicyError{File: file, Line: yamlLine(err), Reason: "not valid YAML: " + yamlReason(err)}
 	}
 	return k.Kind, nil
 }
