@@ -83,9 +83,12 @@ func TestGatewayParity(t *testing.T) {
 		Versions []string `json:"versions"`
 		Platform string   `json:"platform"`
 		Inputs   []struct {
-			Name     string  `json:"name"`
-			Datatype string  `json:"datatype"`
-			Shape    []int64 `json:"shape"`
+			Name       string  `json:"name"`
+			Datatype   string  `json:"datatype"`
+			Shape      []int64 `json:"shape"`
+			Parameters struct {
+				FeatureNames []string `json:"feature_names"`
+			} `json:"parameters"`
 		} `json:"inputs"`
 		Outputs []json.RawMessage `json:"outputs"`
 	}
@@ -94,7 +97,8 @@ func TestGatewayParity(t *testing.T) {
 	}
 	decodeStrict(t, string(r.body), &md)
 	if md.Name != "cancer" || !slices.Equal(md.Versions, []string{"1"}) || len(md.Inputs) != 1 ||
-		!slices.Equal(md.Inputs[0].Shape, []int64{-1, int64(len(pc.Rows[0]))}) || len(md.Outputs) != 1 {
+		!slices.Equal(md.Inputs[0].Shape, []int64{-1, int64(len(pc.Rows[0]))}) || len(md.Outputs) != 1 ||
+		len(md.Inputs[0].Parameters.FeatureNames) != len(pc.Rows[0]) || md.Inputs[0].Parameters.FeatureNames[0] != "mean_radius" {
 		t.Fatalf("GET metadata: %s", r)
 	}
 	for _, path := range []string{"/v2/models/cancer/ready", "/v2/models/cancer/versions/1/ready"} {
