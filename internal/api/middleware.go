@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -85,6 +86,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		id := requestid.From(r.Header.Get(requestid.Header))
 		w.Header().Set(requestid.Header, id)
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		var span trace.Span
+		if s.tracer != nil {
+			ctx, span = s.startSpan(ctx, r, id)
+		}
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -106,6 +111,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
+			}
+			if span != nil {
+				endSpan(span, r, status)
 			}
 			d := time.Since(start)
 			s.metrics.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()

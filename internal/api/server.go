@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/auth"
@@ -57,6 +58,9 @@ type Config struct {
 	// Ready reports whether the server accepts traffic (false while
 	// shutting down).
 	Ready func() bool
+	// TracerProvider, when set, records a server span per request
+	// (trace.go); nil turns tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP API.
@@ -70,6 +74,7 @@ type Server struct {
 	blobs       artifact.Store
 	log         *slog.Logger
 	metrics     *apiMetrics
+	tracer      trace.Tracer // nil: tracing off
 	maxBody     int64
 	maxBlob     int64
 	evals       *evalrun.Service
@@ -104,6 +109,7 @@ func New(c Config) *Server {
 		ready: c.Ready, gatherer: c.Gatherer, evals: c.Evaluations, maxDataset: c.MaxDatasetBytes,
 	}
 	s.webhooks = c.Webhooks
+	s.tracer = newTracer(c.TracerProvider)
 	s.gates = c.Gates
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipway-ml/slipway/internal/api"
 	"github.com/slipway-ml/slipway/internal/artifact"
@@ -167,16 +168,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 			return notify.Enqueue(ctx, tx, notify.Event{Type: typ, Subject: subject, Time: clk.Now(), Data: data})
 		},
 	})
-	var shuttingDown atomic.Bool
-	apiHandler := api.New(api.Config{
-		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
-		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
-		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
-		Webhooks: webhooks, Gates: gates,
-		Ready: func() bool { return !shuttingDown.Load() },
-	})
-	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version}
-	c.Gateway.apply(&gwConfig)
+	var tracer trace.TracerProvider // nil: tracing off
 	if tracesURL != "" {
 		tp, err := startTracing(ctx, tracesURL, c.Version, log)
 		if err != nil {
@@ -184,9 +176,19 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		}
 		// Flushed after the servers stopped (defers run in reverse).
 		defer stopTracing(tp, log)
-		gwConfig.TracerProvider = tp
+		tracer = tp
 		log.Info("exporting traces over OTLP/HTTP", "url", tracesURL)
 	}
+	var shuttingDown atomic.Bool
+	apiHandler := api.New(api.Config{
+		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
+		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
+		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
+		Webhooks: webhooks, Gates: gates,
+		Ready: func() bool { return !shuttingDown.Load() }, TracerProvider: tracer,
+	})
+	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer}
+	c.Gateway.apply(&gwConfig)
 	gw := gateway.New(gwConfig)
 
 	servers := []*listener{

@@ -184,3 +184,62 @@ func TestRefusingCollectorNeverFailsInference(t *testing.T) {
 	}
 	stop() // returns: the flush is bounded by tracingShutdownTimeout
 }
+
+// The server with --otlp-endpoint traces API and gateway requests in the
+// caller's trace, and stopping it flushes the spans to the collector.
+func TestRunExportsAPIAndGatewaySpans(t *testing.T) {
+	col := otlptest.New(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	addrs := make(chan Addrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", Version: "v-test",
+			OTLPEndpoint: col.URL, Log: slog.New(slog.DiscardHandler)}, func(a Addrs) { addrs <- a })
+	}()
+	var a Addrs
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	const trace = "5b8efff798038103d269b633813fc60c"
+	hc := &http.Client{Timeout: 30 * time.Second}
+	get := func(url, parent string) int {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("traceparent", "00-"+trace+"-"+parent+"-01")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("http://"+a.API+"/api/v1/models", "eee19b7ec3c1b174"); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/models without a token: %d, want 401", code)
+	}
+	if code := get("http://"+a.Gateway+"/v2/models/none", "eee19b7ec3c1b175"); code != http.StatusNotFound {
+		t.Errorf("GET /v2/models/none: %d, want 404", code)
+	}
+	hc.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := map[string]string{"GET /api/v1/models": "eee19b7ec3c1b174", "GET /v2/models/{model}": "eee19b7ec3c1b175"}
+	for _, s := range col.Spans() {
+		if s.TraceID != trace {
+			continue
+		}
+		if parent, ok := want[s.Name]; ok && s.ParentSpanID == parent && s.Service == "slipway" &&
+			s.Attrs["http.response.status_code"] != nil && !s.Error {
+			delete(want, s.Name)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("spans not exported by shutdown: %v; got %+v", want, col.Spans())
+	}
+}
