@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -88,6 +89,17 @@ func TestDatasetPushListGet(t *testing.T) {
 	if strings.Count(string(r.body), `"name":"small"`) != 2 {
 		t.Errorf("datasets named small: %s", r.body)
 	}
+	// A segment column is a grouping, not an identifier.
+	ids := "id,y\n"
+	for i := range 101 {
+		ids += fmt.Sprintf("%d,0\n", i)
+	}
+	r = h.mustCall(http.MethodPost, datasetPath("ids", "format=csv&label=y&segment=id"), h.admin, ids, http.StatusBadRequest)
+	if !strings.Contains(r.problem.Detail, `column "id" has more than 100 distinct values`) {
+		t.Errorf("identifier as a segment: %+v", r.problem)
+	}
+	h.mustCall(http.MethodGet, "/api/v1/datasets/ids", h.admin, nil, http.StatusNotFound)
+
 	// Pushes are audited.
 	r = h.mustCall(http.MethodGet, "/api/v1/audit?subject=dataset/small", h.admin, nil, http.StatusOK)
 	if strings.Count(string(r.body), `"action":"dataset.create"`) != 2 {

@@ -17,6 +17,10 @@ const (
 	TaskRegression     Task = "regression"
 )
 
+// MaxSegmentValues bounds the distinct values of a segment or sensitive
+// column: more is an identifier, not a group.
+const MaxSegmentValues = 100
+
 // DatasetColumn is one column of a dataset as inferred at push.
 type DatasetColumn struct {
 	Name string `json:"name"`

@@ -80,10 +80,6 @@ func New(c Config) *Service {
 // short.
 const InterruptedByRestart = "interrupted by a server restart"
 
-// maxSegmentValues bounds the groups of one segment or sensitive column:
-// more is an identifier, not a segment.
-const maxSegmentValues = 100
-
 func evaluationSubject(e domain.Evaluation) string {
 	return fmt.Sprintf("model/%s/version/%d/evaluation/%d", e.Model, e.Version, e.ID)
 }
@@ -307,8 +303,8 @@ func (s *Service) load(ctx context.Context, r *run) error {
 		if col == "" {
 			continue
 		}
-		if n := len(groupsOf(r.table.Text(col))); n > maxSegmentValues {
-			return fmt.Errorf("column %q of dataset %s has %d distinct values; a segment or sensitive column may have at most %d: %w", col, r.d.Ref(), n, maxSegmentValues, domain.ErrInvalid)
+		if n := len(groupsOf(r.table.Text(col))); n > domain.MaxSegmentValues {
+			return fmt.Errorf("column %q of dataset %s has %d distinct values; a segment or sensitive column may have at most %d: %w", col, r.d.Ref(), n, domain.MaxSegmentValues, domain.ErrInvalid)
 		}
 	}
 	return nil

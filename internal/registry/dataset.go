@@ -146,7 +146,21 @@ func inspectDataset(f *os.File, format dataset.Format, roles dataset.Roles) (dat
 		return dataset.Schema{}, "", err
 	}
 	_, task, err := t.Labels()
-	return schema, task, err
+	if err != nil {
+		return dataset.Schema{}, "", err
+	}
+	for _, col := range append(slices.Clone(schema.Segments), schema.Sensitive) {
+		if col == "" {
+			continue
+		}
+		values := map[string]bool{}
+		for _, v := range t.Text(col) {
+			if values[v] = true; len(values) > domain.MaxSegmentValues {
+				return dataset.Schema{}, "", fmt.Errorf("column %q has more than %d distinct values; a segment or sensitive column groups rows, it is not an identifier: %w", col, domain.MaxSegmentValues, domain.ErrInvalid)
+			}
+		}
+	}
+	return schema, task, nil
 }
 
 // sameDataset finds a version of d.Name with d's bytes and roles.
