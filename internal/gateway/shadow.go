@@ -127,7 +127,9 @@ type mirror struct {
 }
 
 // sendShadow queues the mirror of a finished request; status is what the
-// client got. It runs in finish, after the answer is complete.
+// client got. It runs in finish, after the answer is complete. The mirror
+// keeps the request's body and the kept answer, neither of which the
+// exchange reuses (were the body ever pooled, it would need a copy here).
 func (x *exchange) sendShadow(status int) {
 	p := x.shadow
 	if x.leg.tries == 0 {
@@ -306,10 +308,13 @@ func (p *shadowPool) run(m *mirror) {
 	start := time.Now()
 	res := m.send(ctx, p.policy.MaxAnswerBytes)
 	call := metrics.ShadowCall{Status: res.status, Latency: time.Since(start)}
+	// A remote answer read whole counts even if the deadline passed just
+	// after; an in-process handler cut short may have returned quietly.
+	cut := res.err != nil || m.ep.Handler != nil
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case cut && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		call.Status, call.TimedOut = 0, true
-	case p.ctx.Err() != nil:
+	case cut && p.ctx.Err() != nil:
 		p.metrics.ObserveShadowDropped(m.key, metrics.ShadowDropShutdown)
 		return
 	}

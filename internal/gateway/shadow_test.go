@@ -365,3 +365,49 @@ func TestShadowSampling(t *testing.T) {
 		}
 	}
 }
+
+// Remote versions on both sides, through the gateway's own proxy path:
+// the client's answer is kept for the comparison as it streams past,
+// for a JSON answer and for an event stream.
+func TestShadowRemoteAnswersCompared(t *testing.T) {
+	oipSrv := httptest.NewServer(&fakeModel{})
+	t.Cleanup(oipSrv.Close)
+	h := newHarness(t, nil, shadowed(remote(t, 0, 0, oipSrv.URL, runtime.ProtocolOIP), remote(t, 0, 0, oipSrv.URL, runtime.ProtocolOIP), 100))
+	for range 3 {
+		if resp, b := h.do("POST", "/v2/models/m/infer", inferBody); resp.StatusCode != http.StatusOK {
+			t.Fatalf("client got %d %s", resp.StatusCode, b)
+		}
+	}
+	closeGateway(t, h)
+	if w := shadowWindow(t, h, 2); w.Requests != 3 || w.Compared != 3 || w.Disagreed != 0 || w.ScoreElements != 3 {
+		t.Errorf("OIP shadow window %+v, want 3 agreeing answers of one score each", w)
+	}
+
+	stream := func(words ...string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, word := range words {
+				fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", word)
+				w.(http.Flusher).Flush()
+			}
+			fmt.Fprint(w, "data: [DONE]\n\n")
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	primary, same, other := stream("hel", "lo"), stream("h", "ello"), stream("hel", "p")
+	for _, tc := range []struct {
+		shadow   *httptest.Server
+		disagree uint64
+	}{{same, 0}, {other, 1}} {
+		h := newHarness(t, nil, shadowed(remote(t, 0, 0, primary.URL, runtime.ProtocolOpenAI), remote(t, 0, 0, tc.shadow.URL, runtime.ProtocolOpenAI), 100))
+		if resp, b := h.do("POST", "/v1/chat/completions", `{"model":"m","stream":true,"messages":[]}`); resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"lo"`) {
+			t.Fatalf("client got %d %s", resp.StatusCode, b)
+		}
+		closeGateway(t, h)
+		if w := shadowWindow(t, h, 2); w.Compared != 1 || w.Disagreed != tc.disagree || w.LabelElements != 1 {
+			t.Errorf("streamed chat shadow window %+v, want %d disagreement in 1", w, tc.disagree)
+		}
+	}
+}
