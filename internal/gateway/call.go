@@ -101,7 +101,13 @@ func (x *exchange) key(rv *deployment.RouteVersion) metrics.Key {
 // admit asks rv's breaker for a ticket.
 func (x *exchange) admit(rv *deployment.RouteVersion) (*upstream, ticket) {
 	u := x.g.upstreams.get(x.key(rv), x.g.table())
+	if !x.takeSlot(u) {
+		return u, ticket{} // at its concurrency limit: refused like an open breaker
+	}
 	tk, st, changed := u.allow(x.g.clock)
+	if !tk.ok {
+		x.giveSlot(u)
+	}
 	if changed {
 		x.breakerChanged(u.key, st)
 	}
@@ -164,6 +170,7 @@ func (x *exchange) call(w http.ResponseWriter) {
 			if !tk.ok || time.Until(x.deadline) <= 0 {
 				if tk.ok { // admitted but no time left: give the ticket back
 					l.up.finish(g.clock.Now(), tk, outcomeNeutral, false)
+					x.giveSlot(u)
 				}
 				if !x.planFallback(f) {
 					x.answerFailure(f)
@@ -299,6 +306,7 @@ func (x *exchange) record(o outcome) {
 	if st, changed := l.up.finish(x.g.clock.Now(), l.tk, o, count); changed {
 		x.breakerChanged(l.up.key, st)
 	}
+	x.giveSlot(l.up)
 }
 
 // abandon closes a failed attempt that another one replaces: it is
@@ -328,6 +336,10 @@ func writtenStatus(w http.ResponseWriter) int {
 // circuitOpen answers 503 at once: the version that would answer has an
 // open breaker. Retry-After says when it will probe again.
 func (x *exchange) circuitOpen(u *upstream) {
+	if x.lim.busy != nil {
+		x.atCapacity() // a concurrency limit refused it, not (only) a breaker
+		return
+	}
 	after := u.retryAfter(x.g.clock.Now())
 	secs := max(1, int(math.Ceil(after.Seconds())))
 	x.w.Header().Set("Retry-After", strconv.Itoa(secs))

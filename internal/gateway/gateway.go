@@ -104,6 +104,16 @@ type Config struct {
 	// Sleep waits between retries, returning early with the context's
 	// error (default a timer).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Limits bound callers' request rates and answers' sizes (limits.go);
+	// Idempotency bounds the store of answers to Idempotency-Keys
+	// (idempotency.go). Their zero values take the defaults.
+	Limits      LimitPolicy
+	Idempotency IdempotencyPolicy
+	// Tokens checks the slipway API tokens callers present
+	// (gatewayauth.go); nil leaves every caller anonymous. RequireToken
+	// refuses requests without a valid token; it needs Tokens.
+	Tokens       TokenVerifier
+	RequireToken bool
 	// TracerProvider, when set, records a server span per request and a
 	// client span per upstream attempt (trace.go); nil turns tracing off
 	// at the cost of a nil check.
@@ -128,6 +138,9 @@ type Gateway struct {
 	clock      clock.Clock
 	sleep      func(context.Context, time.Duration) error
 	upstreams  *upstreams
+	auth       gatewayAuth
+	limits     *limits
+	idem       *idempotencyStore
 	tracer     trace.Tracer // nil: tracing off
 	// proxyLog and buffers are shared by every remote call: building them
 	// per request cost a logger and a 32 KiB copy buffer each.
@@ -170,11 +183,17 @@ func New(c Config) *Gateway {
 	}
 	c.Retry = c.Retry.withDefaults(c.UpstreamTimeout)
 	c.Breaker = c.Breaker.withDefaults()
+	if c.RequireToken && c.Tokens == nil {
+		panic("gateway: RequireToken needs Tokens to check them")
+	}
 	return &Gateway{
 		routes: c.Routes, metrics: c.Metrics, log: c.Log, defaultEnv: c.DefaultEnvironment,
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
 		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep, tracer: newTracer(c.TracerProvider, c.ServerVersion),
 		upstreams: newUpstreams(c.Breaker, c.Retry),
+		auth:      gatewayAuth{tokens: c.Tokens, require: c.RequireToken},
+		limits:    newLimits(c.Limits),
+		idem:      newIdempotencyStore(c.Idempotency),
 		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(), conns: newConnPools(),
 		shadows: newShadowPool(c.Shadow, c.Metrics, c.Log),
 	}
@@ -230,6 +249,9 @@ type exchange struct {
 	routed  routedBy // how the version was chosen (route.go)
 	done    func()   // ends the in-flight count of the current attempt
 
+	// The caller and the concurrency slots it holds (limits.go).
+	lim exchangeLimits
+
 	// The state of the calls (call.go).
 	idempotent   bool
 	stable       *deployment.RouteVersion // the fallback target, nil for none
@@ -265,7 +287,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.api = apiOpenAI
 	}
 	defer x.finish()
-	g.dispatch(x)
+	if x.authenticate() {
+		g.dispatch(x)
+	}
 }
 
 // finish runs after every request: it turns a panic into a 500, records
@@ -281,6 +305,7 @@ func (x *exchange) finish() {
 	if p == http.ErrAbortHandler && x.status == 0 {
 		x.status = http.StatusBadGateway // the upstream broke off mid-answer
 	}
+	x.giveAllSlots()
 	status := x.status
 	if status == 0 {
 		status = x.w.status
@@ -326,8 +351,8 @@ func (x *exchange) finish() {
 		slog.String("environment", x.env), slog.Int("fallback_from", x.fallbackFrom),
 		slog.Int("attempts", x.leg.tries), slog.String("trace_id", traceID(x.traceparent)),
 		slog.String("routed_by", x.routed.String()))
-	if p == http.ErrAbortHandler {
-		panic(p)
+	if p == http.ErrAbortHandler || x.w.cut {
+		panic(http.ErrAbortHandler) // the client must see the answer cut off
 	}
 }
 

@@ -95,7 +95,7 @@ func (g *Gateway) serveOIPModel(x *exchange, rest string) {
 	}
 	x.oip, x.body, x.idempotent = c, body, true // inference on a model is pure
 	if c.suffix == "/infer" {
-		x.call(x.w)
+		x.infer() // limits and idempotency, then the call
 		return
 	}
 	// Metadata and readiness are small: hold them, then put slipway's

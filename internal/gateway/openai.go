@@ -86,7 +86,7 @@ func (g *Gateway) serveOpenAI(x *exchange) {
 	x.openai, x.body = q, body
 	x.idempotent = g.retry.OpenAIIdempotent || x.r.Header.Get(HeaderIdempotencyKey) != ""
 	x.usage = &usageTap{}
-	x.call(x.w)
+	x.infer() // limits and idempotency, then the call
 }
 
 // openAITarget is where an OpenAI request goes on rv: the body names the

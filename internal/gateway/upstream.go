@@ -20,6 +20,9 @@ type upstream struct {
 	disabled bool // breakers off: always admit
 
 	fast atomic.Uint64 // generation<<2 | state
+	// slots counts the requests holding a place in the version's
+	// concurrency limit (limits.go); only counted while it has one.
+	slots atomic.Int64
 
 	mu     sync.Mutex
 	c      circuit

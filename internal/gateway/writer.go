@@ -24,6 +24,10 @@ type responseWriter struct {
 	// answer's bytes for the shadow comparison and the idempotent-replay
 	// store (capture.go).
 	capture *capture
+	// An answer over the response cap (limits.go) is refused before it
+	// starts or cut off after; failing is set while the refusal is
+	// written.
+	refused, cut, failing bool
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -32,6 +36,10 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if w.status != 0 {
+		return
+	}
+	if m := w.x.g.limits.maxResponse; m > 0 && !w.failing && declaredOver(w.Header(), m) {
+		w.refuse(m)
 		return
 	}
 	w.status = code
@@ -57,6 +65,13 @@ func (w *responseWriter) WriteHeader(code int) {
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.refused || w.cut {
+		return 0, errResponseTooLarge
+	}
+	if m := w.x.g.limits.maxResponse; m > 0 && !w.failing && w.bytes+int64(len(b)) > m {
+		w.cutOff(m)
+		return 0, errResponseTooLarge
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
