@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/api"
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -48,6 +51,8 @@ func TestGatesEndToEnd(t *testing.T) {
 	}
 	lead.ok("dataset", "push", "bc-holdout", filepath.Join(examples, "holdout-eval.csv"),
 		"--label", "label", "--segment", "size_band", "--sensitive", "age_band")
+	receiver, hooks := hookReceiver(t, http.StatusOK)
+	admin.ok("webhook", "add", receiver.URL, "--event", "promotion.*")
 
 	// Without a policy, only dev (or break glass) takes a version.
 	dan.fail([]string{"promote", "breast-cancer", "1", "--to", "production"}, "no gate policy", "slipway apply")
@@ -134,6 +139,33 @@ func TestGatesEndToEnd(t *testing.T) {
 	}
 	if out := vic.ok("promotion", "list", "breast-cancer"); !strings.Contains(out, "BREAK GLASS") || !strings.Contains(out, "bob") {
 		t.Errorf("promotion list:\n%s", out)
+	}
+
+	// Webhooks heard every step, as signed CloudEvents, in order.
+	var events []string
+	for len(events) < 8 {
+		select {
+		case req := <-hooks:
+			var ev struct {
+				Type    string `json:"type"`
+				Subject string `json:"subject"`
+			}
+			if err := json.Unmarshal(req.body, &ev); err != nil || !strings.HasPrefix(req.header.Get("X-Slipway-Signature"), "sha256=") {
+				t.Fatalf("webhook request %s: %v", req.body, err)
+			}
+			events = append(events, strings.TrimPrefix(ev.Type, "dev.slipway.")+" "+ev.Subject)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("webhook events so far: %v", events)
+		}
+	}
+	slices.Sort(events)
+	want := []string{"promotion.requested model/breast-cancer/promotion/1", "promotion.completed model/breast-cancer/promotion/1",
+		"promotion.approved model/breast-cancer/promotion/" + id, "promotion.completed model/breast-cancer/promotion/" + id,
+		"promotion.completed model/breast-cancer/promotion/2", "promotion.rejected model/breast-cancer/promotion/3",
+		"promotion.requested model/breast-cancer/promotion/2", "promotion.requested model/breast-cancer/promotion/" + id}
+	slices.Sort(want)
+	if strings.Join(events, "\n") != strings.Join(want, "\n") {
+		t.Errorf("webhook events:\n%s\nwant:\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
 	}
 
 	// The audit log shows every step, and verifies.
