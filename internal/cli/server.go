@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/slipway-ml/slipway/internal/logbuf"
 )
 
 // ServerOptions is what `slipway server` parsed from its flags.
@@ -23,6 +25,9 @@ type ServerOptions struct {
 	// Resilience holds the gateway's --gateway-* retry, breaker, fallback
 	// and size flags (server_resilience.go).
 	Resilience GatewayResilience
+	// Limits holds the gateway's authentication, rate, response-size
+	// and idempotency flags (server_limits.go).
+	Limits GatewayLimits
 	// OTLPEndpoint is the OTLP/HTTP collector traces are exported to;
 	// empty turns tracing off.
 	OTLPEndpoint string
@@ -45,13 +50,21 @@ func newServerCmd(g *globals) *cobra.Command {
 			if err := lv.UnmarshalText([]byte(level)); err != nil {
 				return fmt.Errorf("--log-level %q must be debug, info, warn or error", level)
 			}
-			c.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			// Info lines (one per inference request) are written out in
+			// batches at least every 100 ms; warnings and errors at once.
+			logs := logbuf.New(os.Stderr, 64<<10, 100*time.Millisecond)
+			defer logs.Close()
+			c.Log = slog.New(logbuf.Handler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: lv}), logs))
 			if c.MaxBodyBytes <= 0 || c.MaxBlobBytes <= 0 {
 				return fmt.Errorf("--max-body-bytes and --max-artifact-file-bytes must be positive")
 			}
 			if err := c.Resilience.validate(); err != nil {
 				return err
 			}
+			if err := c.Limits.validate(); err != nil {
+				return err
+			}
+			c.Limits = c.Limits.normalized()
 			if g.runServer == nil {
 				return fmt.Errorf("this build of slipway has no server")
 			}
@@ -68,6 +81,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	addGatewayResilienceFlags(f, &c.Resilience)
+	addGatewayLimitFlags(f, &c.Limits)
 	f.StringVar(&c.OTLPEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector to export traces to, such as http://127.0.0.1:4318 (spans go to its /v1/traces); off when empty (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	// The server's own --addr shadows the client flag of the same name.
 	return cmd

@@ -17,8 +17,10 @@ var order = []string{
 	"internal/domain",
 	"internal/clock",
 	"internal/requestid",
+	"internal/logbuf", // batched log output for the server
 	"internal/otlptest", // a loopback OTLP receiver that tests import
 	"internal/audit",
+	"internal/yamldoc",
 	"internal/analysis",
 	"internal/drift",
 	"internal/rollout",
@@ -53,7 +55,7 @@ var order = []string{
 }
 
 // pure packages: no sockets, no SQL, no stores, no files of their own.
-var pure = []string{"internal/domain", "internal/clock", "internal/audit", "internal/analysis", "internal/drift", "internal/rollout", "internal/evaluation"}
+var pure = []string{"internal/domain", "internal/clock", "internal/audit", "internal/analysis", "internal/drift", "internal/rollout", "internal/evaluation", "internal/yamldoc"}
 
 var impure = []string{"net", "net/http", "database/sql", "os/exec"}
 

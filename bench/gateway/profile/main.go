@@ -44,6 +44,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/gateway"
+	"github.com/slipway-ml/slipway/internal/logbuf"
 	"github.com/slipway-ml/slipway/internal/metrics"
 	slipruntime "github.com/slipway-ml/slipway/internal/runtime"
 	"github.com/slipway-ml/slipway/internal/runtime/egress"
@@ -83,7 +84,10 @@ func run(c config) error {
 	if err := lv.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: %w", c.logLevel, err)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	// As slipway server does: info lines batched, warnings written at once.
+	logs := logbuf.New(os.Stderr, 64<<10, 100*time.Millisecond)
+	defer logs.Close()
+	logger := slog.New(logbuf.Handler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: lv}), logs))
 	policy := egress.Default()
 	a, err := endpoint(policy, c.upstreamA)
 	if err != nil {
