@@ -6,20 +6,16 @@
 package gate
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"math"
-	"reflect"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/yamldoc"
 )
 
 // MaxPolicyBytes bounds a policy file.
@@ -57,61 +53,27 @@ type ruleFile struct {
 }
 
 // PolicyError is a policy refused, with the file, line and reason.
-type PolicyError struct {
-	File   string
-	Line   int
-	Reason string
-}
-
-func (e *PolicyError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
-	}
-	return e.File + ": " + e.Reason
-}
-
-// Unwrap makes a PolicyError an ErrInvalid.
-func (e *PolicyError) Unwrap() error { return domain.ErrInvalid }
+type PolicyError = yamldoc.Error
 
 // Kind reads the kind of a YAML document without judging the rest, so
 // `slipway apply` can dispatch it; file names the document in errors.
-func Kind(file string, data []byte) (string, error) {
-	var k struct {
-		Kind string `yaml:"kind"`
-	}
-	if err := yaml.Unmarshal(data, &k); err != nil {
-		return "", &PolicyError{File: file, Line: yamlLine(err), Reason: "not valid YAML: " + yamlReason(err)}
-	}
-	return k.Kind, nil
-}
+func Kind(file string, data []byte) (string, error) { return yamldoc.Kind(file, data) }
 
 // ParsePolicy reads a GatePolicy document. file names it in errors. Every
 // refusal is a *PolicyError with the line of the offending field.
 func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 	fail := func(line int, format string, args ...any) (domain.GatePolicy, error) {
-		return domain.GatePolicy{}, &PolicyError{File: file, Line: line, Reason: fmt.Sprintf(format, args...)}
+		return domain.GatePolicy{}, yamldoc.Errorf(file, line, format, args...)
 	}
-	if len(data) > MaxPolicyBytes {
-		return fail(0, "the policy is %d bytes, at most %d allowed", len(data), MaxPolicyBytes)
+	root, err := yamldoc.Root(file, data, MaxPolicyBytes, "a gate policy")
+	if err != nil {
+		return domain.GatePolicy{}, err
 	}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		return fail(yamlLine(err), "not valid YAML: %s", yamlReason(err))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return fail(extra.Line, "more than one YAML document; apply one policy per document")
-	}
-	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return fail(doc.Line, "a gate policy is a mapping with kind, model, environment, evaluation, rules and approvals")
-	}
-	root := doc.Content[0]
 	var f policyFile
-	if err := decodeStrict(root, &f); err != nil {
-		return fail(yamlLine(err), "%s", yamlReason(err))
+	if err := yamldoc.DecodeStrict(root, &f); err != nil {
+		return fail(yamldoc.Line(err), "%s", yamldoc.Reason(err))
 	}
-	line := func(key string) int { return keyLine(root, key) }
+	line := func(key string) int { return yamldoc.KeyLine(root, key) }
 	if f.Kind != "GatePolicy" {
 		return fail(line("kind"), "kind is %q; this document needs kind: GatePolicy", truncate(f.Kind, 40))
 	}
@@ -122,10 +84,10 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 	if err := domain.ValidateName("environment", f.Environment); err != nil {
 		return fail(line("environment"), "%s", reason(err))
 	}
-	if f.Evaluation.Kind != 0 {
+	if yamldoc.Present(f.Evaluation) {
 		var ev evalFile
-		if err := decodeStrict(&f.Evaluation, &ev); err != nil {
-			return fail(yamlLine(err), "evaluation: %s", yamlReason(err))
+		if err := yamldoc.DecodeStrict(&f.Evaluation, &ev); err != nil {
+			return fail(yamldoc.Line(err), "evaluation: %s", yamldoc.Reason(err))
 		}
 		if err := validateDatasetRef(ev.Dataset); err != nil {
 			return fail(f.Evaluation.Line, "evaluation.dataset: %s", reason(err))
@@ -138,8 +100,8 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 	for i := range f.Rules {
 		n := &f.Rules[i]
 		var rf ruleFile
-		if err := decodeStrict(n, &rf); err != nil {
-			return fail(yamlLine(err), "rule %d: %s", i+1, yamlReason(err))
+		if err := yamldoc.DecodeStrict(n, &rf); err != nil {
+			return fail(yamldoc.Line(err), "rule %d: %s", i+1, yamldoc.Reason(err))
 		}
 		r, err := checkRule(rf)
 		if err != nil {
@@ -150,10 +112,10 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 	if len(p.Rules) > 0 && p.Dataset == "" {
 		return fail(line("rules"), "rules need an evaluation dataset: add evaluation: {dataset: NAME}")
 	}
-	if f.Approvals.Kind != 0 {
+	if yamldoc.Present(f.Approvals) {
 		var a approvals
-		if err := decodeStrict(&f.Approvals, &a); err != nil {
-			return fail(yamlLine(err), "approvals: %s", yamlReason(err))
+		if err := yamldoc.DecodeStrict(&f.Approvals, &a); err != nil {
+			return fail(yamldoc.Line(err), "approvals: %s", yamldoc.Reason(err))
 		}
 		if a.Required != nil {
 			p.Approvals.Required = *a.Required
@@ -257,92 +219,8 @@ func parseVersionNumber(s string) (int, error) {
 	return n, nil
 }
 
-// decodeStrict decodes a mapping node into v, refusing keys v's yaml
-// tags do not name (with the key's line).
-func decodeStrict(n *yaml.Node, v any) error {
-	if n.Kind != yaml.MappingNode {
-		return &lineError{n.Line, "expected a mapping of fields"}
-	}
-	allowed := yamlKeys(v)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if !slices.Contains(allowed, k.Value) {
-			return &lineError{k.Line, fmt.Sprintf("unknown field %q; allowed here: %s", truncate(k.Value, 40), strings.Join(allowed, ", "))}
-		}
-		for j := 0; j < i; j += 2 {
-			if n.Content[j].Value == k.Value {
-				return &lineError{k.Line, fmt.Sprintf("field %q is given twice", k.Value)}
-			}
-		}
-	}
-	return n.Decode(v)
-}
-
-// yamlKeys lists the yaml tags of a struct pointer's fields.
-func yamlKeys(v any) []string {
-	t := reflect.TypeOf(v).Elem()
-	out := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
-			out = append(out, tag)
-		}
-	}
-	return out
-}
-
-// lineError is a YAML problem at a line.
-type lineError struct {
-	line int
-	msg  string
-}
-
-func (e *lineError) Error() string { return e.msg }
-
-var yamlLinePrefix = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-
-// yamlLine finds the line a YAML error names (0 when none).
-func yamlLine(err error) int {
-	if le, ok := errors.AsType[*lineError](err); ok {
-		return le.line
-	}
-	msg := err.Error()
-	if te, ok := errors.AsType[*yaml.TypeError](err); ok && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	if m := yamlLinePrefix.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 0
-}
-
-// yamlReason is a YAML error's text without its "yaml: line N:" prefix.
-func yamlReason(err error) string {
-	if le, ok := errors.AsType[*lineError](err); ok {
-		return le.msg
-	}
-	msg := err.Error()
-	if te, ok := errors.AsType[*yaml.TypeError](err); ok && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	msg = yamlLinePrefix.ReplaceAllString(msg, "")
-	return strings.TrimPrefix(msg, "yaml: ")
-}
-
-// keyLine is the line of a mapping's key, or the mapping's own line.
-func keyLine(m *yaml.Node, key string) int {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i].Line
-		}
-	}
-	return m.Line
-}
-
 // reason is an error's text without the trailing sentinel.
-func reason(err error) string {
-	return strings.TrimSuffix(err.Error(), ": "+domain.ErrInvalid.Error())
-}
+func reason(err error) string { return yamldoc.Reason(err) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
