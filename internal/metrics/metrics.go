@@ -10,10 +10,11 @@
 // each series has its own mutex. Time comes from a clock.Clock, so tests
 // move a fake clock instead of sleeping.
 //
-// Labels carry model, version, environment, status code and token kind
-// only — never a caller's identity. The package imports clock and the
-// Prometheus client; it must not import the gateway, deployments or
-// stores.
+// Labels carry model, version, environment, status code, token kind and
+// fixed outcome names only — never a caller's identity. Shadow versions'
+// figures (shadow.go) are kept apart from live traffic. The package
+// imports clock and the Prometheus client; it must not import the
+// gateway, deployments or stores.
 package metrics
 
 import (
