@@ -32,6 +32,7 @@ fuzz: ## Run every fuzz target for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatchRule$$' -fuzztime 30s ./internal/domain
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStickyKey$$' -fuzztime 30s ./internal/domain
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONStickyKey$$' -fuzztime 30s ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime 30s ./internal/gate
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePath$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckToken$$' -fuzztime 30s ./internal/auth
