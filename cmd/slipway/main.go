@@ -15,7 +15,7 @@ func main() {
 		return app.Run(ctx, app.Config{
 			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, EgressAllow: o.EgressAllow, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
 			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
-			Gateway: app.GatewayResilience(o.Resilience), OTLPEndpoint: o.OTLPEndpoint,
+			Gateway: app.GatewayResilience(o.Resilience), Limits: app.GatewayLimits(o.Limits), OTLPEndpoint: o.OTLPEndpoint,
 		}, nil)
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, serve))

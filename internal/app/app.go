@@ -60,6 +60,9 @@ type Config struct {
 	// Gateway is how the gateway retries, breaks circuits, falls back and
 	// bounds requests (resilience.go); the zero value takes its defaults.
 	Gateway GatewayResilience
+	// Limits is how the gateway checks tokens, limits rates and answer
+	// sizes and keeps Idempotency-Key answers (limits.go).
+	Limits GatewayLimits
 	// OTLPEndpoint is the base URL of an OTLP/HTTP collector that traces
 	// are exported to (tracing.go); empty turns tracing off.
 	OTLPEndpoint string
@@ -189,6 +192,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer}
 	c.Gateway.apply(&gwConfig)
+	c.Limits.apply(&gwConfig, st, clk)
 	gw := gateway.New(gwConfig)
 
 	servers := []*listener{

@@ -25,6 +25,9 @@ type ServerOptions struct {
 	// Resilience holds the gateway's --gateway-* retry, breaker, fallback
 	// and size flags (server_resilience.go).
 	Resilience GatewayResilience
+	// Limits holds the gateway's authentication, rate, response-size
+	// and idempotency flags (server_limits.go).
+	Limits GatewayLimits
 	// OTLPEndpoint is the OTLP/HTTP collector traces are exported to;
 	// empty turns tracing off.
 	OTLPEndpoint string
@@ -58,6 +61,10 @@ func newServerCmd(g *globals) *cobra.Command {
 			if err := c.Resilience.validate(); err != nil {
 				return err
 			}
+			if err := c.Limits.validate(); err != nil {
+				return err
+			}
+			c.Limits = c.Limits.normalized()
 			if g.runServer == nil {
 				return fmt.Errorf("this build of slipway has no server")
 			}
@@ -74,6 +81,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	addGatewayResilienceFlags(f, &c.Resilience)
+	addGatewayLimitFlags(f, &c.Limits)
 	f.StringVar(&c.OTLPEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector to export traces to, such as http://127.0.0.1:4318 (spans go to its /v1/traces); off when empty (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	// The server's own --addr shadows the client flag of the same name.
 	return cmd
