@@ -44,9 +44,14 @@ func newConnPools() *connPools {
 // pool returns the pool that reaches ep, or nil when ep must go through
 // its transport: anything but plain HTTP/1.1 over a dialer (https, a
 // proxy, a custom TLS dialer, HTTP/2 only, credentials in the URL, a
-// RoundTripper that is not an *http.Transport).
+// RoundTripper that is not an *http.Transport). A transport that only
+// counts requests (ep.Track set) is looked through; the caller counts.
 func (ps *connPools) pool(ep runtime.Endpoint) *connPool {
-	tr, ok := ep.Transport.(*http.Transport)
+	rt := ep.Transport
+	if u, ok := rt.(interface{ Unwrap() http.RoundTripper }); ok && ep.Track != nil {
+		rt = u.Unwrap()
+	}
+	tr, ok := rt.(*http.Transport)
 	u := ep.URL
 	if !ok || tr == nil || u == nil || u.Scheme != "http" || u.User != nil || u.Host == "" ||
 		tr.Proxy != nil || tr.DialTLSContext != nil || tr.DialTLS != nil || //nolint:staticcheck // DialTLS set means we must not dial

@@ -126,6 +126,9 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 		l.tryTimeout = min(l.tryTimeout, time.Until(x.deadline))
 	}
 	if p := x.g.conns.pool(ep); p != nil && x.r.Header["Upgrade"] == nil {
+		if ep.Track != nil {
+			defer ep.Track()()
+		}
 		return x.forwardDirect(w, p, ep.URL, t)
 	}
 	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), l.tryTimeout)

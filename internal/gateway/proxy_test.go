@@ -409,3 +409,52 @@ func TestNotForwardedNamesAreCanonical(t *testing.T) {
 		}
 	}
 }
+
+// countingRT stands for the fleet's wrapper: it only counts requests, and
+// says so by Unwrap together with Endpoint.Track.
+type countingRT struct {
+	next       http.RoundTripper
+	roundTrips atomic.Int64
+}
+
+func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.roundTrips.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+func (c *countingRT) Unwrap() http.RoundTripper { return c.next }
+
+// A counting wrapper is looked through only when the endpoint says how to
+// count (Track), and then every request is counted while it runs.
+func TestProxyCountsThroughTrack(t *testing.T) {
+	var inflight, during atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		during.Store(inflight.Load())
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, oipAnswer)
+	}))
+	defer up.Close()
+	for _, track := range []bool{true, false} {
+		rv := remote(t, 1, 100, up.URL, runtime.ProtocolOIP)
+		rt := &countingRT{next: rv.Endpoint.Transport}
+		rv.Endpoint.Transport = rt
+		if track {
+			done := func() { inflight.Add(-1) }
+			rv.Endpoint.Track = func() func() { inflight.Add(1); return done }
+		}
+		during.Store(-1)
+		h := newHarness(t, nil, route("fraud", "production", rv))
+		if resp, b := h.do("POST", "/v2/models/fraud/infer", inferBody); resp.StatusCode != 200 {
+			t.Fatalf("track %v: %d %s", track, resp.StatusCode, b)
+		}
+		h.settle()
+		switch {
+		case track && (rt.roundTrips.Load() != 0 || during.Load() != 1 || inflight.Load() != 0):
+			t.Errorf("with Track: %d round trips, %d in flight during the call, %d after; want 0, 1, 0",
+				rt.roundTrips.Load(), during.Load(), inflight.Load())
+		case !track && rt.roundTrips.Load() != 1:
+			t.Errorf("without Track the wrapper was bypassed: %d round trips", rt.roundTrips.Load())
+		}
+	}
+}

@@ -35,6 +35,13 @@ type Endpoint struct {
 	// to reach it (it enforces the egress policy).
 	URL       *url.URL
 	Transport http.RoundTripper
+	// Track, when set, says that Transport only counts the requests of
+	// the transport it wraps (its Unwrap method): a caller that speaks
+	// HTTP over that transport's dialer itself, as the gateway's HTTP/1.1
+	// path does, calls Track as a request starts and the function it
+	// returns once the answer is read or abandoned, so the count that
+	// decides when a retired version may stop stays right.
+	Track func() (done func())
 }
 
 // Runtime runs one version.

@@ -98,6 +98,11 @@ func (in *instance) counted(ep runtime.Endpoint) runtime.Endpoint {
 	}
 	if tr := ep.Transport; tr != nil {
 		ep.Transport = &countingTransport{next: tr, n: &in.inflight}
+		done := func() { in.inflight.Add(-1) }
+		ep.Track = func() func() {
+			in.inflight.Add(1)
+			return done
+		}
 	}
 	return ep
 }
@@ -108,6 +113,10 @@ type countingTransport struct {
 	next http.RoundTripper
 	n    *atomic.Int64
 }
+
+// Unwrap returns the transport that carries the requests: callers that
+// use it directly count through Endpoint.Track.
+func (t *countingTransport) Unwrap() http.RoundTripper { return t.next }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.n.Add(1)
