@@ -253,6 +253,9 @@ func (x *exchange) beginIdempotent(key string) (*idempotentCall, bool) {
 	}
 	scoped := scope + x.lim.caller.id + "\x00" + x.model + "\x00" + x.env + "\x00" + key
 	verdict, e := s.begin(scoped, fp, x.g.clock.Now())
+	if verdict != idemNew && verdict != idemUntraced {
+		x.version = nil // answered by no version: not counted in one's metrics
+	}
 	switch verdict {
 	case idemNew:
 		return &idempotentCall{e: e, cap: x.startCapture(s.p.MaxEntryBytes)}, true
@@ -260,7 +263,6 @@ func (x *exchange) beginIdempotent(key string) (*idempotentCall, bool) {
 		return nil, true
 	case idemReplay:
 		x.g.metrics.ObserveIdempotentReplay(x.model, x.env)
-		x.version = nil // answered by no version: not counted in one's metrics
 		hd := x.w.Header()
 		if e.contentType != "" {
 			hd.Set("Content-Type", e.contentType)

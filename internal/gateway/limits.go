@@ -286,8 +286,11 @@ func (x *exchange) modelWithinRate() bool {
 	return false
 }
 
-// tooMany answers 429 with Retry-After.
+// tooMany answers 429 with Retry-After. The request reached no version:
+// it is counted as unrouted, not in the chosen version's metrics, which
+// rollout analysis judges.
 func (x *exchange) tooMany(wait time.Duration, msg string) {
+	x.version = nil
 	secs := retryAfterSeconds(wait)
 	x.w.Header().Set("Retry-After", strconv.Itoa(secs))
 	x.fail(http.StatusTooManyRequests, "rate_limit_exceeded", fmt.Sprintf("%s; retry in %ds", msg, secs))

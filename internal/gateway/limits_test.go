@@ -533,3 +533,26 @@ func TestResponseCapSetting(t *testing.T) {
 		}
 	}
 }
+
+// A refused request reached no version: it must not weigh on the
+// version's figures, which rollout analysis judges.
+func TestRateLimitedRequestsAreNotAVersionsTraffic(t *testing.T) {
+	up := newFailingUpstream(t, upOK)
+	r := route("m", "production", up.version(t, 1, 100, runtime.ProtocolOIP))
+	r.Limits = domain.RouteLimits{RequestsPerSecond: 1, Burst: 1}
+	h := newHarness(t, func(c *Config) { c.Clock = clock.NewFake(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)) }, r)
+	h.do(http.MethodPost, "/v2/models/m/infer", inferBody)
+	resp, b := h.do(http.MethodPost, "/v2/models/m/infer", inferBody)
+	expect429(t, resp, b, "1")
+	if v := resp.Header.Get(HeaderVersion); v != "" {
+		t.Fatalf("a 429 names version %q", v)
+	}
+	h.settle()
+	m := gather(t, h.reg)
+	if got := m[`slipway_gateway_requests_total{code="429",environment="production",model="m",version="1"}`]; got != 0 {
+		t.Fatalf("version 1 counted %v refused requests", got)
+	}
+	if got := m[`slipway_gateway_unrouted_requests_total{code="429"}`]; got != 1 {
+		t.Fatalf("unrouted{429} = %v, want 1", got)
+	}
+}
