@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,4 +206,21 @@ func TestRequireTokenWithoutVerifierIsAProgramError(t *testing.T) {
 		}
 	}()
 	New(Config{RequireToken: true})
+}
+
+func FuzzBearer(f *testing.F) {
+	for _, s := range []string{"", "Bearer slw_abc", "bearer  slw_x ", "Basic dXNlcg==", "Bearer sk-1", "Bearer", "Bearer ", "slw_abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		h.Set("Authorization", v)
+		tok, ok := bearer(h)
+		if ok != strings.HasPrefix(tok, tokenPrefix) {
+			t.Fatalf("bearer(%q) = %q, %v", v, tok, ok)
+		}
+		if ok && strings.TrimSpace(tok) != tok {
+			t.Fatalf("bearer(%q) = %q keeps spaces", v, tok)
+		}
+	})
 }
