@@ -154,3 +154,25 @@ func TestTopLevelFieldsScanner(t *testing.T) {
 		}
 	}
 }
+
+// jsonUsage reads what encoding/json reads into *openAIUsage.
+func TestJSONUsageAgreesWithEncodingJSON(t *testing.T) {
+	for _, b := range []string{
+		`{"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`,
+		`{"id":"c","usage":{"completion_tokens":2},"choices":[]}`,
+		`{"usage":null}`, `{"usage":{}}`, `{"x":1}`, `{"usage":[1]}`, `{"usage":7}`,
+		`{"usage":{"prompt_tokens":"9"}}`, `{"usage":{"prompt_tokens":9.5}}`, `{"usage":{"prompt_tokens":1e2}}`,
+		`{"usage":{"prompt_tokens":null,"completion_tokens":3}}`, `{"usage":{"prompt_tokens":-1}}`,
+	} {
+		var want struct {
+			Usage *openAIUsage `json:"usage"`
+		}
+		if json.Unmarshal([]byte(b), &want) != nil {
+			want.Usage = nil
+		}
+		got := jsonUsage([]byte(b), false)
+		if (got == nil) != (want.Usage == nil) || got != nil && *got != *want.Usage {
+			t.Errorf("%s: %+v, encoding/json reads %+v", b, got, want.Usage)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/slipway-ml/slipway/internal/deployment"
@@ -255,10 +256,10 @@ func jsonUsage(b []byte, tail bool) *openAIUsage {
 	}
 	if !tail {
 		spans, err := topLevelFields(b, "usage")
-		if err != nil || !spans[0].found || json.Unmarshal(b[spans[0].start:spans[0].end], &v.Usage) != nil {
+		if err != nil || !spans[0].found {
 			return nil
 		}
-		return v.Usage
+		return usageObject(b[spans[0].start:spans[0].end])
 	}
 	i := bytes.LastIndex(b, []byte(`"usage"`))
 	if i < 0 {
@@ -272,4 +273,27 @@ func jsonUsage(b []byte, tail bool) *openAIUsage {
 		return nil
 	}
 	return v.Usage
+}
+
+// usageObject reads a usage value as encoding/json would into
+// *openAIUsage (null: none; token counts must be integers), without
+// reflection: this runs for every JSON answer.
+func usageObject(v []byte) *openAIUsage {
+	if len(v) == 0 || v[0] != '{' {
+		return nil
+	}
+	spans, err := topLevelFields(v, "prompt_tokens", "completion_tokens")
+	if err != nil {
+		return nil
+	}
+	var n [2]int
+	for i, s := range spans {
+		if !s.found || string(v[s.start:s.end]) == "null" {
+			continue
+		}
+		if n[i], err = strconv.Atoi(string(v[s.start:s.end])); err != nil {
+			return nil
+		}
+	}
+	return &openAIUsage{PromptTokens: n[0], CompletionTokens: n[1]}
 }
