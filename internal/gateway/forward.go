@@ -30,11 +30,7 @@ func (x *exchange) readBody() ([]byte, bool) {
 		x.tooLarge()
 		return nil, false
 	}
-	var buf bytes.Buffer
-	if x.r.ContentLength > 0 {
-		buf.Grow(int(x.r.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(x.w.ResponseWriter, x.r.Body, max))
+	body, err := readSized(http.MaxBytesReader(x.w.ResponseWriter, x.r.Body, max), x.r.ContentLength, max)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			x.tooLarge()
@@ -47,7 +43,31 @@ func (x *exchange) readBody() ([]byte, bool) {
 		x.fail(http.StatusBadRequest, "invalid_body", fmt.Sprintf("reading the request body: %v", err))
 		return nil, false
 	}
-	return buf.Bytes(), true
+	return body, true
+}
+
+// readSized reads r to its end into one allocation when size, the
+// length announced (-1 unknown), is right and at most limit: a
+// bytes.Buffer or io.ReadAll start small and grow.
+func readSized(r io.Reader, size, limit int64) ([]byte, error) {
+	c := int64(512)
+	if size >= 0 {
+		c = min(size, limit) + 1 // room to see the end without growing
+	}
+	b := make([]byte, 0, c)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func (x *exchange) tooLarge() {

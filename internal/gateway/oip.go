@@ -175,7 +175,7 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 	if resp.StatusCode != http.StatusOK || !isJSON(resp.Header.Get("Content-Type")) {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewrite+1))
+	body, err := readSized(io.LimitReader(resp.Body, maxRewrite+1), resp.ContentLength, maxRewrite)
 	if err != nil {
 		return err
 	}
