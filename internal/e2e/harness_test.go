@@ -268,6 +268,23 @@ func (l *logBuffer) tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
 
+// waitFor reports whether every one of wants shows up in the log within
+// a generous bound: the server writes a request's access-log line after
+// the answer left, so a client may read the answer first.
+func (l *logBuffer) waitFor(wants ...string) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, all := l.String(), true
+		for _, w := range wants {
+			all = all && strings.Contains(s, w)
+		}
+		if all || time.Now().After(deadline) {
+			return all
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

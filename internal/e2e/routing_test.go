@@ -65,7 +65,7 @@ func TestRoutingPolicy(t *testing.T) {
 			t.Fatalf("tester %s (version %s by bucket) answered by version %s, want the rule's 2", id, v, got)
 		}
 	}
-	if !strings.Contains(srv.log.String(), `"routed_by":"rule"`) || !strings.Contains(srv.log.String(), `"routed_by":"sticky"`) {
+	if !srv.log.waitFor(`"routed_by":"rule"`, `"routed_by":"sticky"`) {
 		t.Errorf("the access log does not say how requests were routed:\n%s", srv.log.tail(5))
 	}
 
