@@ -178,28 +178,36 @@ func ParseAnalysisOutcome(s string) (AnalysisOutcome, error) {
 // RolloutVerdict is a verdict that moved a rollout (or, for an A/B test,
 // its report), with the numbers the judge saw.
 type RolloutVerdict struct {
-	Step     int               `json:"step"`
-	Run      int               `json:"run"`
-	Outcome  AnalysisOutcome   `json:"outcome"`
-	Reason   string            `json:"reason,omitempty"`
-	Evidence []RolloutEvidence `json:"evidence,omitempty"`
-	At       time.Time         `json:"at"`
+	Step    int             `json:"step"`
+	Run     int             `json:"run"`
+	Outcome AnalysisOutcome `json:"outcome"`
+	Reason  string          `json:"reason,omitempty"`
+	// CandidateRequests and BaselineRequests are the traffic the verdict
+	// rests on.
+	CandidateRequests uint64            `json:"candidate_requests,omitempty"`
+	BaselineRequests  uint64            `json:"baseline_requests,omitempty"`
+	Evidence          []RolloutEvidence `json:"evidence,omitempty"`
+	At                time.Time         `json:"at"`
 }
 
-// RolloutEvidence is one rule as the judge saw it: the candidate's and
-// the baseline's values, the threshold, the samples behind them, and,
-// for A/B reports, a confidence interval of the candidate's value.
+// RolloutEvidence is one check as the judge saw it: the value judged
+// against its threshold, the two versions' own values, the samples
+// behind them, and bounds on the value that hold however often it was
+// looked at (for an A/B report, its confidence interval).
 type RolloutEvidence struct {
-	Rule              string          `json:"rule"`
-	Outcome           AnalysisOutcome `json:"outcome"`
-	Candidate         *float64        `json:"candidate,omitempty"`
-	Baseline          *float64        `json:"baseline,omitempty"`
-	Threshold         *float64        `json:"threshold,omitempty"`
-	CandidateSamples  int64           `json:"candidate_samples"`
-	BaselineSamples   int64           `json:"baseline_samples"`
-	CandidateInterval *[2]float64     `json:"candidate_interval,omitempty"`
-	BaselineInterval  *[2]float64     `json:"baseline_interval,omitempty"`
-	Detail            string          `json:"detail,omitempty"`
+	// Rule names the check: "error_rate max", "prometheus max", "smoke".
+	Rule             string          `json:"rule"`
+	Method           string          `json:"method,omitempty"`
+	Outcome          AnalysisOutcome `json:"outcome"`
+	Observed         *float64        `json:"observed,omitempty"`
+	Threshold        *float64        `json:"threshold,omitempty"`
+	Candidate        *float64        `json:"candidate,omitempty"`
+	Baseline         *float64        `json:"baseline,omitempty"`
+	CandidateSamples uint64          `json:"candidate_samples,omitempty"`
+	BaselineSamples  uint64          `json:"baseline_samples,omitempty"`
+	Lower            *float64        `json:"lower,omitempty"`
+	Upper            *float64        `json:"upper,omitempty"`
+	Detail           string          `json:"detail,omitempty"`
 }
 
 // RolloutApproval is a person's decision at an approval step.

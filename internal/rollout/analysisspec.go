@@ -1,54 +1,19 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
-	"math"
-	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/yamldoc"
 )
 
-// AnalysisSpec is the analysis block of a rollout: the rules the judge
-// applies to the candidate, how many samples it needs before a Pass, and
-// the false-rollback rate its sequential tests are tuned to.
-//
-// It mirrors the field names of the judge's own spec (internal/analysis,
-// written beside this package); until that type is committed the block
-// is read and checked here, structurally: the judge refuses metrics it
-// does not know when the controller hands it the rules.
-type AnalysisSpec struct {
-	MinSamples        int
-	Rules             []AnalysisRule
-	FalseRollbackRate float64
-}
-
-// AnalysisRule is one rule: a live metric of the gateway (Metric) or a
-// Prometheus query, with at least one threshold.
-type AnalysisRule struct {
-	Metric             string
-	Min                *float64
-	Max                *float64
-	MaxVsBaseline      *float64 // candidate at most baseline + this
-	MaxRatioVsBaseline *float64 // candidate at most baseline × this
-	Prometheus         *PrometheusRule
-}
-
-// PrometheusRule judges the value of a PromQL query against bounds.
-type PrometheusRule struct {
-	Query string
-	Min   *float64
-	Max   *float64
-}
-
-// Defaults and bounds of the analysis block.
-const (
-	DefaultMinSamples        = 100
-	DefaultFalseRollbackRate = 0.01
-	maxAnalysisRules         = 32
-	maxQueryBytes            = 4 << 10
-)
+// The analysis block is the judge's own analysis.Spec. It is read here,
+// strictly and with lines, and checked by the judge's Validate, whose
+// refusals are placed at the line of the rule and field they name.
 
 type analysisFile struct {
 	MinSamples        *int        `yaml:"minSamples"`
@@ -58,108 +23,94 @@ type analysisFile struct {
 
 type analysisRuleFile struct {
 	Metric             string    `yaml:"metric"`
-	Min                *float64  `yaml:"min"`
 	Max                *float64  `yaml:"max"`
 	MaxVsBaseline      *float64  `yaml:"maxVsBaseline"`
 	MaxRatioVsBaseline *float64  `yaml:"maxRatioVsBaseline"`
 	Prometheus         yaml.Node `yaml:"prometheus"`
 }
 
-type prometheusFile struct {
-	Query string   `yaml:"query"`
-	Min   *float64 `yaml:"min"`
-	Max   *float64 `yaml:"max"`
-}
-
-var metricName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
-func (p parser) analysis(n *yaml.Node) (AnalysisSpec, error) {
+// analysisBlock reads the analysis block, with the judge's defaults
+// written in so plans and listings show the numbers in force.
+func (p parser) analysisBlock(n *yaml.Node) (analysis.Spec, error) {
 	var f analysisFile
 	if err := p.decode(n, &f, "analysis"); err != nil {
-		return AnalysisSpec{}, err
+		return analysis.Spec{}, err
 	}
-	a := AnalysisSpec{MinSamples: DefaultMinSamples, FalseRollbackRate: DefaultFalseRollbackRate}
+	var a analysis.Spec
 	if f.MinSamples != nil {
-		if *f.MinSamples < 1 || *f.MinSamples > maxMinSamples {
-			return a, p.errorf(yamldoc.KeyLine(n, "minSamples"), "analysis.minSamples %d must be from 1 to %d", *f.MinSamples, maxMinSamples)
+		if *f.MinSamples < 1 {
+			return a, p.errorf(yamldoc.KeyLine(n, "minSamples"), "analysis.minSamples is %d; it must be at least 1 (leave it out for %d)", *f.MinSamples, analysis.DefaultMinSamples)
 		}
 		a.MinSamples = *f.MinSamples
 	}
 	if f.FalseRollbackRate != nil {
-		r := *f.FalseRollbackRate
-		if math.IsNaN(r) || r <= 0 || r > 0.5 {
-			return a, p.errorf(yamldoc.KeyLine(n, "falseRollbackRate"), "analysis.falseRollbackRate %v must be above 0 and at most 0.5", r)
+		a.FalseRollbackRate = *f.FalseRollbackRate
+		if a.FalseRollbackRate == 0 {
+			return a, p.errorf(yamldoc.KeyLine(n, "falseRollbackRate"), "analysis.falseRollbackRate is 0; no test can promise that (leave it out for %g)", analysis.DefaultFalseRollbackRate)
 		}
-		a.FalseRollbackRate = r
-	}
-	if len(f.Rules) == 0 {
-		return a, p.errorf(yamldoc.KeyLine(n, "rules"), "analysis.rules is missing or empty: give at least one rule")
-	}
-	if len(f.Rules) > maxAnalysisRules {
-		return a, p.errorf(yamldoc.KeyLine(n, "rules"), "analysis has %d rules, at most %d allowed", len(f.Rules), maxAnalysisRules)
 	}
 	for i := range f.Rules {
-		r, err := p.analysisRule(&f.Rules[i], i+1)
-		if err != nil {
+		rn := &f.Rules[i]
+		at := fmt.Sprintf("analysis rule %d", i+1)
+		var rf analysisRuleFile
+		if err := p.decode(rn, &rf, at); err != nil {
 			return a, err
 		}
+		r := analysis.Rule{Metric: analysis.Metric(rf.Metric), Max: rf.Max, MaxVsBaseline: rf.MaxVsBaseline, MaxRatioVsBaseline: rf.MaxRatioVsBaseline}
+		if yamldoc.Present(rf.Prometheus) {
+			var pr analysis.PrometheusRule
+			if err := p.decode(&rf.Prometheus, &pr, at+": prometheus"); err != nil {
+				return a, err
+			}
+			r.Prometheus = &pr
+		}
 		a.Rules = append(a.Rules, r)
+	}
+	if err := a.Validate(); err != nil {
+		return a, p.errorf(specErrorLine(n, f.Rules, err), "%s", yamldoc.Reason(err))
+	}
+	if a.MinSamples == 0 {
+		a.MinSamples = analysis.DefaultMinSamples
+	}
+	if a.FalseRollbackRate == 0 {
+		a.FalseRollbackRate = analysis.DefaultFalseRollbackRate
 	}
 	return a, nil
 }
 
-func (p parser) analysisRule(n *yaml.Node, i int) (AnalysisRule, error) {
-	at := fmt.Sprintf("analysis rule %d", i)
-	var f analysisRuleFile
-	if err := p.decode(n, &f, at); err != nil {
-		return AnalysisRule{}, err
+// specErrorLine finds the line of the rule and field a judge's refusal
+// names: analysis.rules[2].prometheus.query is the query's line.
+func specErrorLine(block *yaml.Node, rules []yaml.Node, err error) int {
+	var se *analysis.SpecError
+	if !errors.As(err, &se) {
+		return block.Line
 	}
-	r := AnalysisRule{Metric: f.Metric, Min: f.Min, Max: f.Max, MaxVsBaseline: f.MaxVsBaseline, MaxRatioVsBaseline: f.MaxRatioVsBaseline}
-	if yamldoc.Present(f.Prometheus) {
-		if f.Metric != "" || f.Min != nil || f.Max != nil || f.MaxVsBaseline != nil || f.MaxRatioVsBaseline != nil {
-			return r, p.errorf(n.Line, "%s: a prometheus rule takes its bounds inside prometheus: {query, min, max}, and no metric", at)
+	n := block
+	if se.Rule >= 0 && se.Rule < len(rules) {
+		n = &rules[se.Rule]
+	}
+	if se.Field == "" {
+		return n.Line
+	}
+	line := n.Line
+	for _, seg := range strings.Split(se.Field, ".") {
+		line = yamldoc.KeyLine(n, seg)
+		if n = valueOf(n, seg); n == nil {
+			break
 		}
-		var pf prometheusFile
-		if err := p.decode(&f.Prometheus, &pf, at+": prometheus"); err != nil {
-			return r, err
-		}
-		if pf.Query == "" || len(pf.Query) > maxQueryBytes {
-			return r, p.errorf(f.Prometheus.Line, "%s: prometheus.query must be a PromQL query of 1 to %d bytes", at, maxQueryBytes)
-		}
-		if pf.Min == nil && pf.Max == nil {
-			return r, p.errorf(f.Prometheus.Line, "%s: prometheus rule has no bound; give min or max", at)
-		}
-		if err := checkBounds(map[string]*float64{"min": pf.Min, "max": pf.Max}, pf.Min, pf.Max); err != nil {
-			return r, p.errorf(f.Prometheus.Line, "%s: prometheus.%s", at, err)
-		}
-		r.Prometheus = &PrometheusRule{Query: pf.Query, Min: pf.Min, Max: pf.Max}
-		return r, nil
 	}
-	if !metricName.MatchString(f.Metric) {
-		return r, p.errorf(n.Line, "%s: metric %q must be a metric name such as error_rate or latency_p99_ms (or give prometheus: {query, max})", at, truncate(f.Metric, 40))
-	}
-	if r.Min == nil && r.Max == nil && r.MaxVsBaseline == nil && r.MaxRatioVsBaseline == nil {
-		return r, p.errorf(n.Line, "%s: rule on %s has no threshold; give min, max, maxVsBaseline or maxRatioVsBaseline", at, r.Metric)
-	}
-	named := map[string]*float64{"min": r.Min, "max": r.Max, "maxVsBaseline": r.MaxVsBaseline, "maxRatioVsBaseline": r.MaxRatioVsBaseline}
-	if err := checkBounds(named, r.Min, r.Max); err != nil {
-		return r, p.errorf(n.Line, "%s: %s", at, err)
-	}
-	if r.MaxRatioVsBaseline != nil && *r.MaxRatioVsBaseline <= 0 {
-		return r, p.errorf(yamldoc.KeyLine(n, "maxRatioVsBaseline"), "%s: maxRatioVsBaseline %v must be above 0", at, *r.MaxRatioVsBaseline)
-	}
-	return r, nil
+	return line
 }
 
-// checkBounds refuses non-finite thresholds and min above max.
-func checkBounds(named map[string]*float64, lo, hi *float64) error {
-	for _, k := range []string{"min", "max", "maxVsBaseline", "maxRatioVsBaseline"} {
-		if v := named[k]; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
-			return fmt.Errorf("%s must be a finite number", k)
-		}
+// valueOf is the value node of key in mapping m, or nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
 	}
-	if lo != nil && hi != nil && *lo > *hi {
-		return fmt.Errorf("min %v is above max %v, so no value could pass", *lo, *hi)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
 	}
 	return nil
 }

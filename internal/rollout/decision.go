@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -52,17 +53,14 @@ type Observations struct {
 	Error string
 }
 
-// Verdict is the judge's latest outcome for one analysis run, with the
-// numbers it saw. A verdict for another run than the rollout's current
-// one is stale and ignored.
+// Verdict is the judge's latest verdict (analysis.Judge over the
+// samples of one run) and the run it judged. A verdict for another run
+// than the rollout's current one is stale and ignored; a Pass whose
+// MinSamples is below what the current gate asks for counts as
+// inconclusive.
 type Verdict struct {
-	Run     int
-	Outcome domain.AnalysisOutcome
-	Reason  string
-	// MinSamples is the floor the judge applied to a Pass; a gate that
-	// needs more treats the Pass as inconclusive.
-	MinSamples int
-	Evidence   []domain.RolloutEvidence
+	Run int
+	analysis.Verdict
 }
 
 // SmokeResult is how the smoke requests of one run went: one line per
@@ -173,8 +171,10 @@ const (
 	JudgeABTest JudgeMode = "abTest"
 )
 
-// JudgeRequest tells the controller what to judge: samples of this Run
-// only (since RunStartedAt), with this floor for a Pass.
+// JudgeRequest tells the controller what to judge: analysis.Judge with
+// Analysis, its MinSamples replaced by this MinSamples (the current
+// gate's floor), over the two versions' samples of this Run only (the
+// counters since RunStartedAt, analysis.Version.Since).
 type JudgeRequest struct {
 	Run          int
 	RunStartedAt time.Time
@@ -182,7 +182,7 @@ type JudgeRequest struct {
 	Baseline     int
 	Candidate    int
 	MinSamples   int
-	Analysis     *AnalysisSpec
+	Analysis     *analysis.Spec
 }
 
 // SmokeRequest asks the controller to send the smoke requests to the

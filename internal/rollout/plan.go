@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -78,7 +79,7 @@ func (s PlanStep) String() string {
 type Plan struct {
 	Strategy         Strategy
 	Steps            []PlanStep
-	Analysis         *AnalysisSpec
+	Analysis         *analysis.Spec
 	Rollback         RollbackMode
 	ProgressDeadline time.Duration
 	// KeepPrevious is how long the baseline stays warm after the switch,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -97,7 +98,7 @@ func TestStepProperties(t *testing.T) {
 		t.Fatal("no specs")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	outcomes := []domain.AnalysisOutcome{domain.AnalysisPass, domain.AnalysisFail, domain.AnalysisInconclusive, domain.AnalysisError}
+	outcomes := []analysis.Outcome{analysis.Pass, analysis.Fail, analysis.Inconclusive, analysis.Error}
 	kinds := []CommandKind{CommandPause, CommandResume, CommandPromote, CommandAbort, CommandUndo, CommandApprove, CommandReject, CommandSupersede, "bogus"}
 	ended := 0
 	for _, f := range files {
@@ -125,7 +126,7 @@ func TestStepProperties(t *testing.T) {
 				now = now.Add(time.Duration(rng.IntN(int(20 * time.Minute))))
 				var obs Observations
 				if rng.IntN(2) == 0 {
-					obs.Analysis = &Verdict{Run: st.Rollout.Run - rng.IntN(2), Outcome: outcomes[rng.IntN(len(outcomes))], MinSamples: rng.IntN(6000)}
+					obs.Analysis = &Verdict{Run: st.Rollout.Run - rng.IntN(2), Verdict: analysis.Verdict{Outcome: outcomes[rng.IntN(len(outcomes))], MinSamples: uint64(rng.IntN(6000))}}
 				}
 				if rng.IntN(3) == 0 {
 					sm := &SmokeResult{Run: st.Rollout.Run}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -186,19 +187,28 @@ func (s *scenarioRun) observations(where string, tokens []string) (Observations,
 	if s.judge != nil {
 		floor = s.judge.MinSamples
 	}
-	verdict := func(o domain.AnalysisOutcome, run, floor int) *Verdict {
-		return &Verdict{Run: run, Outcome: o, Reason: "scripted " + string(o), MinSamples: floor,
-			Evidence: []domain.RolloutEvidence{{Rule: "error_rate", Outcome: o, CandidateSamples: int64(floor)}}}
+	verdict := func(o analysis.Outcome, run, floor int) *Verdict {
+		n := uint64(floor) + 10
+		up := 0.03
+		return &Verdict{Run: run, Verdict: analysis.Verdict{Outcome: o, Reason: "scripted " + strings.ToLower(string(o)), MinSamples: uint64(floor),
+			Candidate: analysis.VersionTotal{Requests: n}, Baseline: analysis.VersionTotal{Requests: 9 * n},
+			Checks: []analysis.Check{{Metric: "error_rate", Kind: "max", Method: analysis.RateSequence, Outcome: o, Observed: 0.01, Threshold: 0.02, CandidateSamples: n, Upper: &up}}}}
 	}
 	run := s.st.Rollout.Run
 	for _, tok := range tokens {
 		switch {
-		case tok == "pass" || tok == "fail" || tok == "inconclusive" || tok == "error":
-			obs.Analysis = verdict(domain.AnalysisOutcome(tok), run, floor)
+		case tok == "pass":
+			obs.Analysis = verdict(analysis.Pass, run, floor)
+		case tok == "fail":
+			obs.Analysis = verdict(analysis.Fail, run, floor)
+		case tok == "inconclusive":
+			obs.Analysis = verdict(analysis.Inconclusive, run, floor)
+		case tok == "error":
+			obs.Analysis = verdict(analysis.Error, run, floor)
 		case tok == "stale-fail":
-			obs.Analysis = verdict(domain.AnalysisFail, run-1, floor)
+			obs.Analysis = verdict(analysis.Fail, run-1, floor)
 		case tok == "pass-few":
-			obs.Analysis = verdict(domain.AnalysisPass, run, 1)
+			obs.Analysis = verdict(analysis.Pass, run, 1)
 		case tok == "smoke-ok":
 			obs.Smoke = &SmokeResult{Run: run}
 		case tok == "smoke-bad":

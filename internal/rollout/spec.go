@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/yamldoc"
 )
@@ -74,7 +75,7 @@ type Spec struct {
 	ABTest      *ABTestSpec
 	// Analysis is nil when the spec has no analysis block: nothing is
 	// judged and steps move on time and approvals alone.
-	Analysis         *AnalysisSpec
+	Analysis         *analysis.Spec
 	Rollback         RollbackMode
 	ProgressDeadline time.Duration
 	// Source is the document as given.
@@ -235,7 +236,7 @@ func ParseSpec(file string, data []byte) (Spec, error) {
 		}
 	}
 	if yamldoc.Present(f.Analysis) {
-		a, err := p.analysis(&f.Analysis)
+		a, err := p.analysisBlock(&f.Analysis)
 		if err != nil {
 			return Spec{}, err
 		}

@@ -106,7 +106,7 @@ func TestParseSpecFields(t *testing.T) {
 		t.Fatalf("analysis = %+v", a)
 	}
 	r0, r1, r2 := a.Rules[0], a.Rules[1], a.Rules[2]
-	if r0.Metric != "error_rate" || *r0.Max != 0.02 || *r0.MaxVsBaseline != 0.005 || r0.Min != nil {
+	if r0.Metric != "error_rate" || *r0.Max != 0.02 || *r0.MaxVsBaseline != 0.005 || r0.MaxRatioVsBaseline != nil {
 		t.Errorf("rule 1 = %+v", r0)
 	}
 	if r1.Metric != "latency_p99_ms" || *r1.MaxRatioVsBaseline != 1.25 {
@@ -167,18 +167,23 @@ func TestParseSpecRefuses(t *testing.T) {
 		{"analysis step without block", head + canary + "      - analysis: {}\n", 9, "needs the rollout's analysis block"},
 		{"analysis before weight", head + "strategy:\n  canary:\n    steps:\n      - analysis: {}\n" + rules, 8, "no traffic to judge"},
 		{"analysis step samples", head + canary + "      - analysis: {minSamples: 0}\n" + rules, 9, "minSamples 0"},
-		{"no rules", head + canary + "analysis: {minSamples: 5}\n", 9, "rules is missing"},
-		{"min samples", head + canary + "analysis:\n  minSamples: 0\n", 10, "minSamples 0"},
-		{"false rate", head + canary + "analysis:\n  falseRollbackRate: 0.9\n", 10, "falseRollbackRate 0.9"},
-		{"rule metric", head + canary + "analysis:\n  rules:\n    - metric: Error Rate\n      max: 1\n", 11, "must be a metric name"},
+		{"no rules", head + canary + "analysis: {minSamples: 5}\n", 9, "no rules"},
+		{"min samples", head + canary + "analysis:\n  minSamples: 0\n", 10, "minSamples is 0"},
+		{"false rate", head + canary + "analysis:\n  falseRollbackRate: 0.9\n", 10, "falseRollbackRate: is 0.9"},
+		{"rule metric", head + canary + "analysis:\n  rules:\n    - metric: Error Rate\n      max: 1\n", 11, `"Error Rate" is not one of error_rate`},
 		{"rule threshold", head + canary + "analysis:\n  rules:\n    - metric: error_rate\n", 11, "has no threshold"},
-		{"rule nan", head + canary + "analysis:\n  rules:\n    - metric: error_rate\n      max: .nan\n", 11, "finite"},
-		{"rule min max", head + canary + "analysis:\n  rules:\n    - {metric: error_rate, min: 2, max: 1}\n", 11, "above max"},
-		{"rule ratio", head + canary + "analysis:\n  rules:\n    - {metric: latency_p99_ms, maxRatioVsBaseline: 0}\n", 11, "must be above 0"},
+		{"rule nan", head + canary + "analysis:\n  rules:\n    - metric: error_rate\n      max: .nan\n", 12, "max: must be a finite number"},
+		{"rule min", head + canary + "analysis:\n  rules:\n    - {metric: error_rate, min: 2, max: 1}\n", 11, `unknown field "min"`},
+		{"rule field line", head + canary + "analysis:\n  rules:\n    - metric: error_rate\n      max: 0.01\n    - metric: latency_p99_ms\n      max: 200\n      maxRatioVsBaseline: 0.5\n", 15, "rules[1].maxRatioVsBaseline: is 0.5"},
+		{"rule duplicate", head + canary + "analysis:\n  rules:\n    - {metric: error_rate, max: 0.01}\n    - {metric: error_rate, maxVsBaseline: 0.01}\n", 12, "already judged"},
+		{"prometheus min above max", head + canary + "analysis:\n  rules:\n    - prometheus:\n        query: up\n        max: 1\n        min: 2\n", 11, "min 2 is above max 1"},
+		{"prometheus blank query", head + canary + "analysis:\n  rules:\n    - prometheus:\n        query: ' '\n        max: 1\n", 12, "prometheus.query: missing"},
+		{"prometheus unknown", head + canary + "analysis:\n  rules:\n    - prometheus: {query: up, max: 1, step: 5}\n", 11, `unknown field "step"`},
+		{"rule ratio", head + canary + "analysis:\n  rules:\n    - {metric: latency_p99_ms, maxRatioVsBaseline: 0}\n", 11, "from 1 to 1000"},
 		{"rule unknown", head + canary + "analysis:\n  rules:\n    - {metric: error_rate, max: 1, mx: 2}\n", 11, `unknown field "mx"`},
-		{"prometheus mixed", head + canary + "analysis:\n  rules:\n    - {metric: x, prometheus: {query: up, max: 1}}\n", 11, "no metric"},
+		{"prometheus mixed", head + canary + "analysis:\n  rules:\n    - {metric: x, prometheus: {query: up, max: 1}}\n", 11, "either a metric or a prometheus query"},
 		{"prometheus bound", head + canary + "analysis:\n  rules:\n    - prometheus: {query: up}\n", 11, "no bound"},
-		{"prometheus query", head + canary + "analysis:\n  rules:\n    - prometheus: {query: '', max: 1}\n", 11, "PromQL query"},
+		{"prometheus query", head + canary + "analysis:\n  rules:\n    - prometheus: {query: '', max: 1}\n", 11, "prometheus.query: missing"},
 		{"bg nothing", head + "strategy:\n  blueGreen: {keepPrevious: 5m}\n", 6, "checks nothing"},
 		{"bg keep", head + "strategy:\n  blueGreen:\n    keepPrevious: 48h\n", 7, "keepPrevious"},
 		{"bg preswitch needs analysis", head + "strategy:\n  blueGreen:\n    preSwitch: {duration: 1m}\n", 7, "needs the rollout's analysis block"},

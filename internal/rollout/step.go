@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/analysis"
 	"github.com/slipway-ml/slipway/internal/domain"
 )
 
@@ -150,10 +151,12 @@ func (m *machine) verdict() *Verdict {
 	return v
 }
 
-func (m *machine) record(v Verdict, outcome domain.AnalysisOutcome, reason string) {
+// record keeps a verdict that moves the rollout, with its evidence.
+func (m *machine) record(v Verdict, outcome domain.AnalysisOutcome, reason string, extra ...domain.RolloutEvidence) {
 	rec := domain.RolloutVerdict{
 		Step: m.r.Step, Run: v.Run, Outcome: outcome, Reason: reason,
-		Evidence: slices.Clone(v.Evidence), At: m.now,
+		CandidateRequests: v.Candidate.Requests, BaselineRequests: v.Baseline.Requests,
+		Evidence: append(evidence(v.Verdict), extra...), At: m.now,
 	}
 	m.r.Verdicts = append(m.r.Verdicts, rec)
 	m.recorded = &rec
@@ -186,7 +189,7 @@ func (m *machine) progress() bool {
 // pause with the reason (manual, unless already paused).
 func (m *machine) failed() bool {
 	v := m.verdict()
-	if v == nil || v.Outcome != domain.AnalysisFail {
+	if v == nil || v.Outcome != analysis.Fail {
 		return false
 	}
 	reason := "analysis failed: " + v.Reason
@@ -237,7 +240,7 @@ func (m *machine) progressing() bool {
 		return true
 	case StepAnalysis:
 		v := m.verdict()
-		if v != nil && v.Outcome == domain.AnalysisPass && v.MinSamples >= s.MinSamples {
+		if v != nil && v.Outcome == analysis.Pass && v.MinSamples >= uint64(s.MinSamples) {
 			m.record(*v, domain.AnalysisPass, "analysis passed: "+v.Reason)
 			m.advance(EventAnalysisPass, "analysis passed: "+v.Reason)
 			return true
@@ -245,7 +248,7 @@ func (m *machine) progressing() bool {
 		why := "no verdict from the judge"
 		if v != nil {
 			why = fmt.Sprintf("the judge's verdict is %s (%s)", v.Outcome, v.Reason)
-			if v.Outcome == domain.AnalysisPass {
+			if v.Outcome == analysis.Pass {
 				why = fmt.Sprintf("the judge passed with a floor of %d samples, the gate needs %d", v.MinSamples, s.MinSamples)
 			}
 		}
@@ -268,11 +271,11 @@ func (m *machine) progressing() bool {
 			return true
 		}
 		reason := fmt.Sprintf("%d of %d smoke requests failed: %s", len(sm.Failures), len(m.plan.Smoke), strings.Join(sm.Failures, "; "))
-		v := Verdict{Run: r.Run}
+		var ev []domain.RolloutEvidence
 		for _, f := range sm.Failures {
-			v.Evidence = append(v.Evidence, domain.RolloutEvidence{Rule: "smoke", Outcome: domain.AnalysisFail, Detail: f})
+			ev = append(ev, domain.RolloutEvidence{Rule: "smoke", Outcome: domain.AnalysisFail, Detail: f})
 		}
-		m.record(v, domain.AnalysisFail, reason)
+		m.record(Verdict{Run: r.Run}, domain.AnalysisFail, reason, ev...)
 		if m.plan.Rollback == RollbackAutomatic {
 			return m.fire(EventSmokeFail, "", reason) == nil
 		}
@@ -284,7 +287,7 @@ func (m *machine) progressing() bool {
 		if v == nil {
 			return m.deadline(EventDeadlineExceeded, "no A/B report from the judge")
 		}
-		m.record(*v, v.Outcome, "A/B report: "+v.Reason)
+		m.record(*v, outcome(v.Outcome), "A/B report: "+v.Reason)
 		m.advance(EventStepDone, "A/B report recorded")
 		return true
 	case StepPromote:
@@ -428,4 +431,43 @@ func clone(r domain.Rollout) domain.Rollout {
 		r.Traffic.Sticky = &k
 	}
 	return r
+}
+
+// outcome is the judge's outcome as stored.
+func outcome(o analysis.Outcome) domain.AnalysisOutcome {
+	switch o {
+	case analysis.Pass:
+		return domain.AnalysisPass
+	case analysis.Fail:
+		return domain.AnalysisFail
+	case analysis.Inconclusive:
+		return domain.AnalysisInconclusive
+	}
+	return domain.AnalysisError
+}
+
+// evidence is the judge's checks as stored.
+func evidence(v analysis.Verdict) []domain.RolloutEvidence {
+	var out []domain.RolloutEvidence
+	for _, c := range v.Checks {
+		out = append(out, domain.RolloutEvidence{
+			Rule: strings.TrimSpace(c.Metric + " " + c.Kind), Method: string(c.Method), Outcome: outcome(c.Outcome),
+			Observed: val(c.Observed), Threshold: val(c.Threshold), Candidate: dup(c.Candidate), Baseline: dup(c.Baseline),
+			CandidateSamples: c.CandidateSamples, BaselineSamples: c.BaselineSamples,
+			Lower: dup(c.Lower), Upper: dup(c.Upper), Detail: c.Reason,
+		})
+	}
+	return out
+}
+
+// val is a pointer to a copy of x.
+func val(x float64) *float64 { return &x }
+
+// dup copies what p points at, so a stored verdict shares nothing with
+// the judge's.
+func dup(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	return val(*p)
 }
