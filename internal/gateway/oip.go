@@ -197,6 +197,9 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 }
 
 func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true // the common case, without parsing (which allocates)
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }

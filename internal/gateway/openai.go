@@ -185,6 +185,10 @@ const (
 
 // start is called with the answer's content type before its body.
 func (u *usageTap) start(contentType string) {
+	if contentType == "application/json" {
+		u.active = true
+		return
+	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	u.sse = mt == "text/event-stream"
 	u.active = u.sse || isJSON(contentType)
