@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -178,5 +179,47 @@ func TestEveryEventUsed(t *testing.T) {
 		if !used {
 			t.Errorf("event %s is accepted by no phase", e)
 		}
+	}
+}
+
+// TestDocsDiagram: the state diagram in docs/rollouts.md draws exactly
+// the table.
+func TestDocsDiagram(t *testing.T) {
+	data, err := os.ReadFile("../../docs/rollouts.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, diagram, ok := strings.Cut(string(data), "```mermaid\nstateDiagram-v2\n")
+	diagram, _, _ = strings.Cut(diagram, "```")
+	if !ok || diagram == "" {
+		t.Fatal("no state diagram in docs/rollouts.md")
+	}
+	drawn := map[[2]string]string{}
+	for _, line := range strings.Split(diagram, "\n") {
+		from, rest, ok := strings.Cut(strings.TrimSpace(line), " --> ")
+		to, events, labelled := strings.Cut(rest, ": ")
+		if !ok || !labelled {
+			continue
+		}
+		for _, e := range strings.Split(events, ", ") {
+			key := [2]string{from, e}
+			if prev, dup := drawn[key]; dup {
+				t.Errorf("diagram draws %s + %s twice (%s, %s)", from, e, prev, to)
+			}
+			drawn[key] = to
+		}
+	}
+	for _, p := range domain.RolloutPhases {
+		for _, e := range Legal(p) {
+			next, _ := Transition(p, e)
+			key := [2]string{string(p), string(e)}
+			if drawn[key] != string(next) {
+				t.Errorf("diagram: %s + %s goes to %q, the table says %s", p, e, drawn[key], next)
+			}
+			delete(drawn, key)
+		}
+	}
+	for k, to := range drawn {
+		t.Errorf("diagram draws %s + %s -> %s, which the table does not have", k[0], k[1], to)
 	}
 }

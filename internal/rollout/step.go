@@ -369,6 +369,9 @@ func (m *machine) command(c Command) error {
 		if !c.Role.Allows(s.Role) {
 			return fmt.Errorf("step %d needs an approval by %s; %s holds %s: %w", r.Step+1, s.Role, who, roleName(c.Role), domain.ErrPrecondition)
 		}
+		if e == EventApprovalGranted && c.By != "" && c.By == r.CreatedBy {
+			return fmt.Errorf("%s started this rollout and may not approve its steps; separation of duties needs someone else: %w", c.By, domain.ErrPrecondition)
+		}
 		r.Approvals = append(r.Approvals, domain.RolloutApproval{Step: r.Step, By: c.By, Role: c.Role, Approve: e == EventApprovalGranted, Comment: c.Reason, At: m.now})
 		if e == EventApprovalRejected {
 			return m.fire(e, c.By, why("rejected"))
