@@ -33,6 +33,9 @@ import (
 //	smoke-ok smoke-bad             smoke results for the current run
 //	cmd:KIND:BY:ROLE               a command
 //	err:WORDS                      a controller error (_ for spaces)
+//	metrics:CR/CE:BR/BE            the run's counters so far (candidate requests and
+//	                               errors, baseline requests and errors), judged by
+//	                               analysis.Judge as the last decision asked
 //	noapply                        the controller does not carry out this decision
 //
 // After "->": the phase, then checks, each optional:
@@ -213,6 +216,8 @@ func (s *scenarioRun) observations(where string, tokens []string) (Observations,
 			obs.Smoke = &SmokeResult{Run: run}
 		case tok == "smoke-bad":
 			obs.Smoke = &SmokeResult{Run: run, Failures: []string{`benign row: at $.outputs[0].data[0]: expected 0, got 1`}}
+		case strings.HasPrefix(tok, "metrics:"):
+			obs.Analysis = s.judged(where, strings.TrimPrefix(tok, "metrics:"))
 		case tok == "noapply":
 			apply = false
 		case strings.HasPrefix(tok, "err:"):
@@ -352,4 +357,24 @@ func (s *scenarioRun) check(where string, checks []string, d Decision) {
 			t.Errorf("%s: %s=%s, want %s", where, key, got, want)
 		}
 	}
+}
+
+// judged runs the real judge over a run's counters, as the controller
+// does with the last JudgeRequest; nil when nothing is to be judged.
+func (s *scenarioRun) judged(where, counts string) *Verdict {
+	var cr, ce, br, be uint64
+	if n, err := fmt.Sscanf(counts, "%d/%d:%d/%d", &cr, &ce, &br, &be); n != 4 || err != nil {
+		s.t.Fatalf("%s: metrics %q is not CR/CE:BR/BE", where, counts)
+	}
+	j := s.judge
+	if j == nil {
+		return nil
+	}
+	spec := *j.Analysis
+	spec.MinSamples = j.MinSamples
+	v := analysis.Judge(spec, analysis.Observations{
+		Candidate: analysis.Version{Requests: cr, Errors: ce},
+		Baseline:  analysis.Version{Requests: br, Errors: be},
+	})
+	return &Verdict{Run: j.Run, Verdict: v}
 }

@@ -115,6 +115,10 @@ func TestParseSpecFields(t *testing.T) {
 	if r2.Prometheus == nil || r2.Prometheus.Query != "sum(rate(app_checkout_failures_total[1m]))" || *r2.Prometheus.Max != 3 {
 		t.Errorf("rule 3 = %+v", r2)
 	}
+	wantPlan := "start candidate at 0 % → weight 5 → pause 30s → analysis (200 samples) → weight 25 → pause 1m0s → analysis (200 samples) → approval by approver → weight 100 → promote"
+	if got := NewPlan(s).String(); got != wantPlan {
+		t.Errorf("plan %s\nwant %s", got, wantPlan)
+	}
 	if s.Rollback != RollbackAutomatic || s.ProgressDeadline != 10*time.Minute {
 		t.Errorf("rollback %s, deadline %s", s.Rollback, s.ProgressDeadline)
 	}
