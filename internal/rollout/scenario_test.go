@@ -44,6 +44,7 @@ import (
 //	events=TYPE,TYPE|none  changed=yes|no  apply=yes|no  judge=MODE|none
 //	smoke=yes|no  wake=DURATION|none  verdicts=N  approvals=N
 //	aliases=none|VERSION  from=VERSION  stable=VERSION  promotion=ID
+//	by=NAME|none (who caused the last transition)
 //	reason=WORDS  cmderr=WORDS  (words with _ for spaces, matched as substrings)
 //	outcome=OUTCOME (of the last verdict)
 //
@@ -312,6 +313,11 @@ func (s *scenarioRun) check(where string, checks []string, d Decision) {
 			got = "none"
 			if len(r.Verdicts) > 0 {
 				got = string(r.Verdicts[len(r.Verdicts)-1].Outcome)
+			}
+		case "by":
+			got = "none"
+			if len(r.History) > 0 && r.History[len(r.History)-1].By != "" {
+				got = r.History[len(r.History)-1].By
 			}
 		case "approvals":
 			got = strconv.Itoa(len(r.Approvals))

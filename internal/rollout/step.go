@@ -75,7 +75,7 @@ func (m *machine) fire(e Event, by, reason string) error {
 		r.StepStartedAt = m.now
 	case succeeded:
 		t := promoted()
-		t.Baseline, t.BaselineRetired = 0, true
+		t.BaselineRetired = true
 		m.setTraffic(t)
 	case rolledBack, aborted, failed, superseded:
 		m.setTraffic(restored())
@@ -123,9 +123,10 @@ func (m *machine) newRun() {
 	m.changed = true
 }
 
-// advance ends the current step with event e and starts the next one.
-func (m *machine) advance(e Event, reason string) {
-	if m.fire(e, "", reason) != nil {
+// advance ends the current step with event e (caused by by, empty for
+// slipway) and starts the next one.
+func (m *machine) advance(e Event, by, reason string) {
+	if m.fire(e, by, reason) != nil {
 		return
 	}
 	m.r.Step++
@@ -222,13 +223,13 @@ func (m *machine) progressing() bool {
 	}
 	s := m.plan.Steps[r.Step]
 	if !r.InEffect {
-		return m.deadline(EventDeadlineExceeded, fmt.Sprintf("the controller has not put step %d (%s) into effect", r.Step+1, m.plan.Steps[max(r.Step-1, 0)]))
+		return m.deadline(EventDeadlineExceeded, fmt.Sprintf("the controller has not put traffic %d/%d (baseline/candidate) into effect", r.Traffic.Baseline, r.Traffic.Candidate))
 	}
 	switch s.Kind {
 	case StepTraffic:
 		m.setTraffic(s.Traffic)
 		m.newRun()
-		m.advance(EventStepDone, s.String())
+		m.advance(EventStepDone, "", s.String())
 		return true
 	case StepPause:
 		end := r.StepStartedAt.Add(s.Duration)
@@ -236,13 +237,13 @@ func (m *machine) progressing() bool {
 			m.wakeAt(end)
 			return false
 		}
-		m.advance(EventStepDone, s.String())
+		m.advance(EventStepDone, "", s.String())
 		return true
 	case StepAnalysis:
 		v := m.verdict()
 		if v != nil && v.Outcome == analysis.Pass && v.MinSamples >= uint64(s.MinSamples) {
 			m.record(*v, domain.AnalysisPass, "analysis passed: "+v.Reason)
-			m.advance(EventAnalysisPass, "analysis passed: "+v.Reason)
+			m.advance(EventAnalysisPass, "", "analysis passed: "+v.Reason)
 			return true
 		}
 		why := "no verdict from the judge"
@@ -267,7 +268,7 @@ func (m *machine) progressing() bool {
 		}
 		if len(sm.Failures) == 0 {
 			m.record(Verdict{Run: r.Run}, domain.AnalysisPass, fmt.Sprintf("%d smoke requests answered as expected", len(m.plan.Smoke)))
-			m.advance(EventSmokePass, "smoke requests passed")
+			m.advance(EventSmokePass, "", "smoke requests passed")
 			return true
 		}
 		reason := fmt.Sprintf("%d of %d smoke requests failed: %s", len(sm.Failures), len(m.plan.Smoke), strings.Join(sm.Failures, "; "))
@@ -288,7 +289,7 @@ func (m *machine) progressing() bool {
 			return m.deadline(EventDeadlineExceeded, "no A/B report from the judge")
 		}
 		m.record(*v, outcome(v.Outcome), "A/B report: "+v.Reason)
-		m.advance(EventStepDone, "A/B report recorded")
+		m.advance(EventStepDone, "", "A/B report recorded")
 		return true
 	case StepPromote:
 		return m.fire(EventStepsComplete, "", "all steps done") == nil
@@ -376,7 +377,7 @@ func (m *machine) command(c Command) error {
 		if e == EventApprovalRejected {
 			return m.fire(e, c.By, why("rejected"))
 		}
-		m.advance(e, why("approved"))
+		m.advance(e, c.By, why("approved"))
 		return nil
 	}
 	return fmt.Errorf("rollout command %q is not one of pause, resume, promote, abort, undo, approve, reject, supersede: %w", truncate(string(c.Kind), 40), domain.ErrInvalid)

@@ -185,3 +185,32 @@ func TestHistoryBounded(t *testing.T) {
 		t.Errorf("%d entries, last at %v, first %s", len(h), h[len(h)-1].At, h[0].Event)
 	}
 }
+
+// TestApprovalRecordsWho: the approval and its transition name the
+// person and their comment.
+func TestApprovalRecordsWho(t *testing.T) {
+	s := loadSpec(t, "approval-first.yaml")
+	r, _ := NewRollout(s, 1, 2, "carol", t0)
+	st, d := drive(t, State{Rollout: r, Plan: NewPlan(s)}, t0, Observations{})
+	if d.Rollout.Phase != domain.RolloutAwaitingApproval {
+		t.Fatalf("phase %s", d.Rollout.Phase)
+	}
+	at := t0.Add(time.Minute)
+	d = Step(at, st, Observations{Commands: []Command{{Kind: CommandApprove, By: "dan", Role: domain.RoleAdmin, Reason: "looks good"}}})
+	if d.Commands[0].Err != nil {
+		t.Fatal(d.Commands[0].Err)
+	}
+	a := d.Rollout.Approvals
+	if len(a) != 1 || a[0] != (domain.RolloutApproval{Step: 1, By: "dan", Role: domain.RoleAdmin, Approve: true, Comment: "looks good", At: at}) {
+		t.Errorf("approvals %+v", a)
+	}
+	var granted *domain.RolloutTransition
+	for i, h := range d.Rollout.History {
+		if h.Event == string(EventApprovalGranted) {
+			granted = &d.Rollout.History[i]
+		}
+	}
+	if granted == nil || granted.By != "dan" || granted.Reason != "approved by dan: looks good" || granted.Step != 1 {
+		t.Errorf("transition %+v", granted)
+	}
+}
