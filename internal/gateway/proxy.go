@@ -115,7 +115,9 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	// between chunks of the body.
 	b := &c.body
 	*b = answerBody{c: c, src: resp.Body, idle: x.g.timeout, ctx: ctx, last: time.Now()}
-	_ = c.nc.SetReadDeadline(b.last.Add(b.idle))
+	if resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength {
+		_ = c.nc.SetReadDeadline(b.last.Add(b.idle))
+	} // else the body is in the buffer already: no read will wait
 	resp.Body = b
 	if t.modifyResponse != nil {
 		if err := t.modifyResponse(resp); err != nil {
