@@ -33,6 +33,15 @@ fuzz: ## Run every fuzz target for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStickyKey$$' -fuzztime 30s ./internal/domain
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONStickyKey$$' -fuzztime 30s ./internal/gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime 30s ./internal/gate
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime 30s ./internal/rollout
+	$(GO) test -run '^$$' -fuzz '^FuzzBearer$$' -fuzztime 30s ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzCompareAnswers$$' -fuzztime 30s ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOpenAIRequest$$' -fuzztime 30s ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTraceparent$$' -fuzztime 30s ./internal/gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzEventPatterns$$' -fuzztime 30s ./internal/notify
+	$(GO) test -run '^$$' -fuzz '^FuzzWebhookURL$$' -fuzztime 30s ./internal/notify
+	$(GO) test -run '^$$' -fuzz '^FuzzHash$$' -fuzztime 30s ./internal/audit
+	$(GO) test -run '^$$' -fuzz '^FuzzSpecValidate$$' -fuzztime 30s ./internal/analysis
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePath$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckToken$$' -fuzztime 30s ./internal/auth
