@@ -194,7 +194,11 @@ func conclude(v Verdict) (Outcome, string) {
 	if len(short) > 0 {
 		return Inconclusive, strings.Join(short, "; ")
 	}
-	return Pass, fmt.Sprintf("all %d checks are within their thresholds after %d candidate and %d baseline requests", len(v.Checks), v.Candidate.Requests, v.Baseline.Requests)
+	why := make([]string, len(v.Checks))
+	for i, c := range v.Checks {
+		why[i] = c.Reason
+	}
+	return Pass, fmt.Sprintf("all %d checks are within their thresholds after %d candidate and %d baseline requests: %s", len(v.Checks), v.Candidate.Requests, v.Baseline.Requests, strings.Join(why, "; "))
 }
 
 // ptr returns a pointer to a finite x, or nil, so evidence never holds

@@ -109,7 +109,7 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 		switch {
 		case nc == 0:
 			c.Outcome, c.Reason = Inconclusive, metric+": no candidate latencies yet"
-		case rateAbove(over, nc, 1-q, alpha):
+		case latencyAbove(hc, q, m, alpha):
 			c.EValue = eValue(logMixture(over, nc, 1-q))
 			c.Outcome = Fail
 			c.Reason = fmt.Sprintf("%s is above the %s ceiling (at least %s at confidence %s)", seen, msStr(m), msStr(lo), pct(1-alpha))
@@ -139,7 +139,7 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 	case nc == 0 || nb == 0:
 		c.Outcome, c.Reason = Inconclusive, metric+" vs baseline: no latencies yet on "+noTraffic(nc, nb)
 		c.Statistic, c.PValue, c.EValue = nil, nil, nil
-	case mw.logE >= math.Log(1/alpha):
+	case mw.fails(alpha):
 		c.Outcome = Fail
 		c.Reason = fmt.Sprintf("%s: the candidate is slower than %g × the baseline (Mann-Whitney z = %.2f, e-value %.3g ≥ %.3g)", seen, k, mw.z, *c.EValue, 1/alpha)
 	case mw.theta > 0.5:
@@ -164,7 +164,7 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 	case nc == 0 || nb == 0:
 		c.Outcome, c.Reason = Inconclusive, metric+" vs baseline: no latencies yet on "+noTraffic(nc, nb)
 		c.Observed, c.Candidate, c.Baseline, c.Lower, c.Upper = 0, nil, nil, nil, nil
-	case loC > k*hiB:
+	case quantileRatioAbove(hc, hb, q, k, alpha/2):
 		c.Outcome = Fail
 		c.Reason = fmt.Sprintf("%s is more than %g times slower (at least %.3g times at confidence %s)", seen, k, loC/hiB, pct(1-alpha))
 	case estC > k*estB:
@@ -178,6 +178,27 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 	}
 	return append(out, c)
 }
+
+// latencyAbove reports whether the q-quantile of the candidate's
+// latencies h is shown to exceed m: the share of latencies above m is
+// shown to exceed 1 − q, which is the quantile's lower bound above m.
+func latencyAbove(h Histogram, q, m, alpha float64) bool {
+	return rateAbove(h.countAbove(m), h.Total(), 1-q, alpha)
+}
+
+// quantileRatioAbove reports whether the candidate's q-quantile is shown
+// to exceed k times the baseline's: its lower bound above k times the
+// baseline's upper bound, each at level a.
+func quantileRatioAbove(hc, hb Histogram, q, k, a float64) bool {
+	if len(hc) == 0 || len(hb) == 0 {
+		return false
+	}
+	_, hiB := quantileBounds(hb, q, a)
+	return !math.IsInf(hiB, 1) && latencyAbove(hc, q, k*hiB, a)
+}
+
+// fails reports whether the rank test's evidence reached 1/α.
+func (r mannWhitney) fails(alpha float64) bool { return r.logE >= math.Log(1/alpha) }
 
 // quantileBounds bounds the q-quantile of the distribution h samples at
 // level α, at every look at once: the order statistics at the ends of
