@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // judgeErrorRate checks an error_rate rule: its ceiling and its margin
@@ -23,6 +24,7 @@ func judgeErrorRate(i int, r Rule, obs Observations, alpha float64) []Check {
 		switch {
 		case nc == 0:
 			c.Outcome, c.Reason = Inconclusive, "error_rate: no candidate requests yet"
+			c.Candidate = nil
 		case rateAbove(kc, nc, m, alpha):
 			c.EValue = eValue(logMixture(kc, nc, m))
 			c.Outcome = Fail
@@ -94,7 +96,7 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 	nc, nb := hc.Total(), hb.Total()
 	estC, _ := hc.quantile(q)
 	estB, _ := hb.quantile(q)
-	label := fmt.Sprintf("p%g", 100*q)
+	label := strings.TrimSuffix(strings.TrimPrefix(metric, "latency_"), "_ms")
 
 	if r.Max != nil {
 		m := *r.Max
@@ -109,6 +111,7 @@ func judgeLatency(i int, r Rule, obs Observations, alpha float64) []Check {
 		switch {
 		case nc == 0:
 			c.Outcome, c.Reason = Inconclusive, metric+": no candidate latencies yet"
+			c.Candidate, c.Lower, c.Upper = nil, nil, nil
 		case latencyAbove(hc, q, m, alpha):
 			c.EValue = eValue(logMixture(over, nc, 1-q))
 			c.Outcome = Fail
