@@ -93,6 +93,7 @@ type series struct {
 	codes  map[int]prometheus.Counter // requests_total by status code
 	ring   ring
 	shadow *shadowRing // nil until the version is shadowed (shadow.go)
+	total  cumulative  // counts since the series began (totals.go)
 }
 
 // New returns a recorder whose collectors are registered on reg (a private
@@ -125,6 +126,7 @@ func (r *Recorder) get(k Key) *series {
 		return s
 	}
 	s := r.prom.newSeries(k)
+	s.total.begin(r.clock.Now())
 	next := make(map[Key]*series, len(old)+1)
 	for kk, v := range old {
 		next[kk] = v
@@ -149,6 +151,7 @@ func (r *Recorder) Observe(k Key, status int, latency time.Duration) {
 		b.errors++
 	}
 	b.lat[idx]++
+	s.total.add(isErr, idx)
 	c := s.codes[status]
 	if c == nil {
 		c = r.prom.requests.WithLabelValues(k.Model, strconv.Itoa(k.Version), k.Environment, strconv.Itoa(status))

@@ -134,6 +134,7 @@ func (r *Recorder) ObserveShadow(k Key, c ShadowCall) {
 	b.labelMismatches += cmp.LabelMismatches
 	b.scores += cmp.Scores
 	b.absDiff += cmp.AbsDiff
+	s.shadow.total.observe(c)
 	s.mu.Unlock()
 
 	p := r.prom.shadow
@@ -168,6 +169,7 @@ func (r *Recorder) ObserveShadowDropped(k Key, why ShadowDrop) {
 		s.shadow = &shadowRing{}
 	}
 	s.shadow.at(now).dropped++
+	s.shadow.total.Dropped++
 	s.mu.Unlock()
 	r.prom.shadow.dropped.WithLabelValues(k.Model, strconv.Itoa(k.Version), k.Environment, string(why)).Inc()
 }
@@ -218,6 +220,7 @@ type shadowSecond struct {
 // guarded by its series' mutex.
 type shadowRing struct {
 	buckets [ringSeconds]shadowSecond
+	total   ShadowTotals // counts since the series began (totals.go)
 }
 
 func (r *shadowRing) at(sec int64) *shadowSecond {
