@@ -67,6 +67,10 @@ type RouteVersion struct {
 	// cost with them. Zero means free (or unpriced).
 	PricePerMTokPrompt     float64
 	PricePerMTokCompletion float64
+	// Fault, when set, is injected into the version's requests by the
+	// gateway before they are forwarded; nil (the usual case) costs the
+	// hot path one comparison.
+	Fault *domain.Fault
 }
 
 // Lookup returns the route of a model in an environment, or nil.

@@ -47,6 +47,9 @@ type Config struct {
 	// Environments lists the environments deployments may target
 	// (default dev, staging, production).
 	Environments []string
+	// FaultEnvironments lists the environments where versions may carry
+	// an injected fault (fault.go); empty refuses faults everywhere.
+	FaultEnvironments []string
 }
 
 // Service manages deployments and publishes the routing table.
@@ -138,6 +141,11 @@ type spec struct {
 	// dropVersionRules clears the current match rules and shadow, which
 	// name versions (a deploy of one version replaces what was served).
 	dropVersionRules bool
+	// exactFaults takes the served versions' faults as given; otherwise
+	// a version that stays keeps its fault (fault.go).
+	exactFaults bool
+	// action names the audit entry (default "deployment.set").
+	action string
 }
 
 // change is every deployment change: validate, start what must run, then
@@ -163,11 +171,14 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 		}
 	}
 	if err == nil {
-		// A version that stays keeps its price.
+		// A version that stays keeps its price and its fault.
 		for i := range d.Versions {
 			for _, old := range cur.Versions {
 				if old.Version == d.Versions[i].Version && d.Versions[i].Price == nil {
 					d.Versions[i].Price = old.Price
+				}
+				if old.Version == d.Versions[i].Version && d.Versions[i].Fault == nil && !sp.exactFaults {
+					d.Versions[i].Fault = old.Fault
 				}
 			}
 		}
@@ -210,8 +221,12 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 		if exists {
 			before = map[string]any{"revision": cur.Revision, "versions": cur.Versions, "stable": cur.Stable, "routing": cur.Routing}
 		}
+		action := sp.action
+		if action == "" {
+			action = "deployment.set"
+		}
 		_, err = tx.AppendAudit(ctx, audit.Entry{
-			Time: d.UpdatedAt, Actor: actor, Action: "deployment.set", Subject: subject(model, env),
+			Time: d.UpdatedAt, Actor: actor, Action: action, Subject: subject(model, env),
 			Before: audit.Document(before),
 			After:  audit.Document(map[string]any{"revision": d.Revision, "versions": d.Versions, "stable": d.Stable, "routing": d.Routing}),
 		})
@@ -273,6 +288,7 @@ func (s *Service) route(ctx context.Context, d domain.Deployment, served map[str
 				if sv.Price != nil {
 					rv.PricePerMTokPrompt, rv.PricePerMTokCompletion = sv.Price.PerMTokPrompt, sv.Price.PerMTokCompletion
 				}
+				rv.Fault = s.routeFault(d, sv)
 				r.Versions = append(r.Versions, rv)
 				continue
 			}

@@ -64,6 +64,14 @@ func (r *runtimes) Retain(_ context.Context, keep func(string, int) bool) {
 
 func setup(t *testing.T) (*deployment.Service, *runtimes, store.Store) {
 	t.Helper()
+	cfg, rts := setupConfig(t)
+	return deployment.New(cfg), rts, cfg.Store
+}
+
+// setupConfig is setup's store, registry and runtimes, for tests that
+// build services of their own on them.
+func setupConfig(t *testing.T) (deployment.Config, *runtimes) {
+	t.Helper()
 	st, err := sqlstore.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +93,7 @@ func setup(t *testing.T) (*deployment.Service, *runtimes, store.Store) {
 		t.Fatal(err)
 	}
 	rts := &runtimes{broken: map[int]bool{3: true}, running: map[int]bool{}}
-	return deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: rts}), rts, st
+	return deployment.Config{Store: st, Versions: reg, Runtimes: rts}, rts
 }
 
 func weights(r *deployment.Route) string {

@@ -38,6 +38,9 @@ type ServedVersion struct {
 	// Price is what the version's tokens cost, for the gateway's cost
 	// metrics (OpenAI-protocol versions); zero when not set.
 	Price *Price `json:"price,omitempty"`
+	// Fault, when set, is injected into the version's requests by the
+	// gateway (fault.go); nil for none.
+	Fault *Fault `json:"fault,omitempty"`
 }
 
 // Price is a cost per million tokens, in whatever currency the operator
@@ -86,6 +89,11 @@ func (d *Deployment) Validate() error {
 		}
 		if v.Price != nil {
 			if err := v.Price.Validate(); err != nil {
+				return fmt.Errorf("version %d: %w", v.Version, err)
+			}
+		}
+		if v.Fault != nil {
+			if err := v.Fault.Validate(); err != nil {
 				return fmt.Errorf("version %d: %w", v.Version, err)
 			}
 		}
