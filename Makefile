@@ -18,9 +18,14 @@ run: build ## Start the server on embedded defaults (SQLite + ./.slipway, 127.0.
 	./$(BIN) server
 
 .PHONY: test
-test: ## Vet and run every test with the race detector
+test: test-deps ## Vet and run every test with the race detector
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 20m $(PKGS)
+
+.PHONY: test-deps
+test-deps: ## Install what the tests run against when it is missing (Debian's prometheus)
+	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
+		|| { echo "test-deps: could not install Prometheus (apt-get install prometheus, as root); go test -short runs without it"; exit 1; }
 
 .PHONY: test-short
 test-short: ## Unit tests only (skips end-to-end tests against the real binary)
@@ -42,6 +47,7 @@ fuzz: ## Run every fuzz target for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookURL$$' -fuzztime 30s ./internal/notify
 	$(GO) test -run '^$$' -fuzz '^FuzzHash$$' -fuzztime 30s ./internal/audit
 	$(GO) test -run '^$$' -fuzz '^FuzzSpecValidate$$' -fuzztime 30s ./internal/analysis
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./internal/analysis/promprov
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePath$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./internal/artifact
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckToken$$' -fuzztime 30s ./internal/auth

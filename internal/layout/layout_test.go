@@ -17,11 +17,12 @@ var order = []string{
 	"internal/domain",
 	"internal/clock",
 	"internal/requestid",
-	"internal/logbuf", // batched log output for the server
+	"internal/logbuf",   // batched log output for the server
 	"internal/otlptest", // a loopback OTLP receiver that tests import
 	"internal/audit",
 	"internal/yamldoc",
 	"internal/analysis",
+	"internal/analysis/promprov", // queries a real Prometheus over HTTP (not pure)
 	"internal/drift",
 	"internal/rollout",
 	"internal/store",
