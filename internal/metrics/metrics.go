@@ -12,9 +12,12 @@
 //
 // Labels carry model, version, environment, status code, token kind and
 // fixed outcome names only — never a caller's identity. Shadow versions'
-// figures (shadow.go) are kept apart from live traffic. The package
-// imports clock and the Prometheus client; it must not import the
-// gateway, deployments or stores.
+// figures (shadow.go) are kept apart from live traffic. Beside the
+// windows, every series keeps counters that only grow (totals.go), read
+// as the judge's input for analysis runs longer than the windows. The
+// package imports clock, analysis (for that input's type) and the
+// Prometheus client; it must not import the gateway, deployments or
+// stores.
 package metrics
 
 import (
