@@ -124,6 +124,7 @@ type Reader interface {
 
 	WebhookReader
 	GateReader
+	RolloutReader
 }
 
 // Tx is the write side. Writes run one at a time: a transaction holds the
@@ -173,6 +174,7 @@ type Tx interface {
 
 	WebhookWriter
 	GateWriter
+	RolloutWriter
 }
 
 // Store is a whole state store.

@@ -19,6 +19,8 @@
 //   - a malformed cursor or an out-of-range limit is ErrInvalid;
 //   - an Update whose context ends before commit returns an error wrapping
 //     the context's, and commits nothing.
+//   - a rollout comes back with every time in UTC and the spec byte for
+//     byte; an update refused for any reason changes nothing.
 package storetest
 
 import (
@@ -57,6 +59,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReadsReleaseConnections", testReadsReleaseConnections},
 		{"Webhooks", testWebhooks},
 		{"Deliveries", testDeliveries},
+		{"RolloutRoundTrip", testRolloutRoundTrip},
+		{"RolloutCompareAndSwap", testRolloutCompareAndSwap},
+		{"RolloutConcurrentCreates", testRolloutConcurrentCreates},
+		{"RolloutEnded", testRolloutEnded},
+		{"ActiveRollout", testActiveRollout},
+		{"RolloutCreateRefusals", testRolloutCreateRefusals},
+		{"RolloutListing", testRolloutListing},
+		{"RolloutReadsReleaseConnections", testRolloutReadsReleaseConnections},
 		{"AuditChain", testAuditChain},
 		{"AuditFilters", testAuditFilters},
 		{"Rollback", testRollback},
