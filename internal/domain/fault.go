@@ -49,17 +49,11 @@ func (f *Fault) Validate() error {
 			return fmt.Errorf("fault %s %v must be a percentage from %g to 100 (or 0 for none): %w", p.name, p.v, MinFaultPercent, ErrInvalid)
 		}
 	}
-	if f.AbortPercent == 0 && f.DelayPercent == 0 {
-		return fmt.Errorf("a fault needs abort_percent or delay_percent above 0 (clear the fault to remove it): %w", ErrInvalid)
-	}
 	if f.AbortStatus != 0 && (f.AbortStatus < 400 || f.AbortStatus > 599) {
 		return fmt.Errorf("fault abort_status %d must be an error status from 400 to 599: %w", f.AbortStatus, ErrInvalid)
 	}
 	if f.AbortStatus != 0 && f.AbortPercent == 0 {
 		return fmt.Errorf("fault abort_status %d needs abort_percent, the share of requests to abort: %w", f.AbortStatus, ErrInvalid)
-	}
-	if f.AbortPercent > 0 && f.AbortStatus == 0 {
-		f.AbortStatus = DefaultAbortStatus
 	}
 	d := time.Duration(f.Delay)
 	if d < 0 || d > MaxFaultDelay {
@@ -70,6 +64,12 @@ func (f *Fault) Validate() error {
 	}
 	if d > 0 && f.DelayPercent == 0 {
 		return fmt.Errorf("fault delay %s needs delay_percent, the share of requests to delay: %w", d, ErrInvalid)
+	}
+	if f.AbortPercent == 0 && f.DelayPercent == 0 {
+		return fmt.Errorf("a fault needs abort_percent or delay_percent above 0 (clear the fault to remove it): %w", ErrInvalid)
+	}
+	if f.AbortPercent > 0 && f.AbortStatus == 0 {
+		f.AbortStatus = DefaultAbortStatus
 	}
 	return nil
 }
