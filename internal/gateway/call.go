@@ -276,6 +276,7 @@ func (x *exchange) attempt(w http.ResponseWriter) (f failure) {
 	ep := l.rv.Endpoint
 	o := outcomeSuccess
 	switch {
+	case l.rv.Fault != nil && x.injectFault(w, &f): // fault.go
 	case ep.Handler != nil:
 		x.forwardInProcess(w, ep, l.t)
 		if writtenStatus(w) >= 500 {

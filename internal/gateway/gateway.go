@@ -101,8 +101,8 @@ type Config struct {
 	// Clock times breakers and retry budgets (default the wall clock);
 	// tests move a fake one.
 	Clock clock.Clock
-	// Sleep waits between retries, returning early with the context's
-	// error (default a timer).
+	// Sleep waits between retries and for injected delays (fault.go),
+	// returning early with the context's error (default a timer).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Limits bound callers' request rates and answers' sizes (limits.go);
 	// Idempotency bounds the store of answers to Idempotency-Keys
