@@ -181,6 +181,8 @@ func (s *Server) routes() []route {
 		{"PUT /api/v1/models/{model}/deployments/{env}/routing", domain.RoleDeployer, s.setRouting},
 		{"GET /api/v1/models/{model}/deployments/{env}/metrics", domain.RoleViewer, s.deploymentMetrics},
 		{"PUT /api/v1/models/{model}/deployments/{env}/versions/{version}/price", domain.RoleDeployer, s.setPrice},
+		{"PUT /api/v1/models/{model}/deployments/{env}/versions/{version}/fault", domain.RoleDeployer, s.setFault},
+		{"DELETE /api/v1/models/{model}/deployments/{env}/versions/{version}/fault", domain.RoleDeployer, s.clearFault},
 
 		{"POST /api/v1/datasets/{name}", domain.RoleAuthor, s.pushDataset},
 		{"GET /api/v1/datasets", domain.RoleViewer, s.listDatasets},
