@@ -25,6 +25,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/clock"
 	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/evalrun"
 	"github.com/slipway-ml/slipway/internal/gate"
 	"github.com/slipway-ml/slipway/internal/gateway"
@@ -66,6 +67,10 @@ type Config struct {
 	// OTLPEndpoint is the base URL of an OTLP/HTTP collector that traces
 	// are exported to (tracing.go); empty turns tracing off.
 	OTLPEndpoint string
+	// FaultInjectionEnvs lists, comma-separated, the environments where
+	// served versions may carry injected faults (faults.go); empty
+	// allows none.
+	FaultInjectionEnvs string
 }
 
 // Run starts the control plane and blocks until ctx ends, then shuts down
@@ -86,6 +91,10 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 			return fmt.Errorf("--egress-allow: %w", err)
 		}
 		policy = &egress.Policy{Allow: allow}
+	}
+	faultEnvs, err := parseFaultEnvs(c.FaultInjectionEnvs, domain.DefaultEnvironments)
+	if err != nil {
+		return err
 	}
 	var tracesURL string
 	if c.OTLPEndpoint != "" {
@@ -129,7 +138,10 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	// Runtimes stop after the servers stopped sending them requests and
 	// before the store closes (defers run in reverse).
 	defer fl.Close(context.WithoutCancel(ctx))
-	deployments := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: fl, Clock: clk, Log: log})
+	deployments := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: fl, Clock: clk, Log: log, FaultEnvironments: faultEnvs})
+	if len(faultEnvs) > 0 {
+		log.Info("fault injection is allowed", "environments", faultEnvs)
+	}
 	if err := deployments.Restore(ctx); err != nil {
 		return fmt.Errorf("starting what is deployed: %w", err)
 	}

@@ -33,6 +33,7 @@ func deploymentTable(sts ...deployment.Status) func() table {
 					stable, h, strconv.FormatInt(st.Revision, 10), st.UpdatedBy, ago(st.UpdatedAt)})
 			}
 		}
+		addFaultColumn(&t, sts) // fault.go
 		return t
 	}
 }
@@ -210,6 +211,6 @@ func newDeploymentCmd(g *globals) *cobra.Command {
 	setPrice.Flags().Float64Var(&price.PerMTokPrompt, "prompt", 0, "price per million prompt tokens")
 	setPrice.Flags().Float64Var(&price.PerMTokCompletion, "completion", 0, "price per million completion tokens")
 	g.addOutput(setPrice)
-	cmd.AddCommand(get, list, setPrice)
+	cmd.AddCommand(get, list, setPrice, newSetFaultCmd(g), newClearFaultCmd(g))
 	return cmd
 }

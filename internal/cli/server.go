@@ -31,6 +31,9 @@ type ServerOptions struct {
 	// OTLPEndpoint is the OTLP/HTTP collector traces are exported to;
 	// empty turns tracing off.
 	OTLPEndpoint string
+	// FaultInjectionEnvs lists, comma-separated, the environments where
+	// versions may carry injected faults (server_faults.go).
+	FaultInjectionEnvs string
 }
 
 // RunServer starts the control plane and blocks until ctx ends. The CLI
@@ -82,6 +85,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	addGatewayResilienceFlags(f, &c.Resilience)
 	addGatewayLimitFlags(f, &c.Limits)
+	addFaultFlags(f, &c.FaultInjectionEnvs)
 	f.StringVar(&c.OTLPEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector to export traces to, such as http://127.0.0.1:4318 (spans go to its /v1/traces); off when empty (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	// The server's own --addr shadows the client flag of the same name.
 	return cmd
