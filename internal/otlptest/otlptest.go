@@ -42,12 +42,12 @@ type Collector struct {
 	// post to URL + "/v1/traces".
 	URL string
 
-	mu       sync.Mutex
-	spans    []Span
-	pending  int
-	errs     []error
-	hold     chan struct{} // while open, exports wait unanswered
-	arrived  chan struct{} // a value per export request received
+	mu      sync.Mutex
+	spans   []Span
+	pending int
+	errs    []error
+	hold    chan struct{} // while open, exports wait unanswered
+	arrived chan struct{} // a value per export request received
 }
 
 // New starts a collector that the test's cleanup stops.
