@@ -225,7 +225,7 @@ audited as such.`,
 // emitPromotion prints a promotion and fails the command when its gates
 // rejected it, so scripts stop there.
 func (g *globals) emitPromotion(p domain.Promotion) error {
-	if err := g.emit(p, func() table { return promotionReport(p) }); err != nil {
+	if err := g.emitReport(p, nil); err != nil {
 		return err
 	}
 	if p.State == domain.PromotionRejected {
@@ -234,13 +234,38 @@ func (g *globals) emitPromotion(p domain.Promotion) error {
 	return nil
 }
 
-// promotionReport is the gate table: one row per rule, then the summary.
-func promotionReport(p domain.Promotion) table {
+// emitReport prints a promotion: in table mode the gate table (when there
+// are rules), then a summary line and any extra lines; otherwise the
+// promotion as JSON or YAML.
+func (g *globals) emitReport(p domain.Promotion, extra []string) error {
+	if g.output != "table" && g.output != "" {
+		return g.emit(p, nil)
+	}
+	if len(p.Results) > 0 {
+		if err := printTable(g.stdout, gateTable(p)); err != nil {
+			return err
+		}
+		fmt.Fprintln(g.stdout)
+	}
+	fmt.Fprintln(g.stdout, promotionSummary(p))
+	for _, l := range extra {
+		fmt.Fprintln(g.stdout, l)
+	}
+	return nil
+}
+
+// gateTable is one row per rule judged.
+func gateTable(p domain.Promotion) table {
 	t := table{header: []string{"RULE", "CHECK", "OBSERVED", "CHAMPION", "THRESHOLD", "VERDICT", "WHY"}}
 	for _, r := range p.Results {
 		t.rows = append(t.rows, []string{ruleNameOf(r), r.Kind, fmtOpt(r.Observed), fmtOpt(r.Champion),
 			strconv.FormatFloat(r.Threshold, 'g', 6, 64), strings.ToUpper(string(r.Verdict)), r.Reason})
 	}
+	return t
+}
+
+// promotionSummary says where a promotion stands, in one line.
+func promotionSummary(p domain.Promotion) string {
 	summary := fmt.Sprintf("promotion %d: version %d → %s: %s", p.ID, p.Version, p.Environment, p.State)
 	switch {
 	case p.State == domain.PromotionPending:
@@ -253,8 +278,7 @@ func promotionReport(p domain.Promotion) table {
 	} else if p.Reason != "" && p.State != domain.PromotionCompleted {
 		summary += " — " + p.Reason
 	}
-	t.rows = append(t.rows, []string{summary, "", "", "", "", "", ""})
-	return t
+	return summary
 }
 
 func ruleNameOf(r domain.RuleResult) string {
@@ -301,7 +325,7 @@ people. The last approval completes the promotion.`,
 			if err != nil {
 				return err
 			}
-			return g.emit(p, func() table { return promotionReport(p) })
+			return g.emitReport(p, nil)
 		},
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "what you checked, or why you reject")
@@ -379,17 +403,15 @@ func newPromotionCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.emit(pr, func() table {
-				t := promotionReport(pr)
-				for _, d := range pr.Decisions {
-					verb := "approved"
-					if !d.Approve {
-						verb = "rejected"
-					}
-					t.rows = append(t.rows, []string{fmt.Sprintf("%s %s %s: %s", d.By, verb, ago(d.At), d.Comment), "", "", "", "", "", ""})
+			var lines []string
+			for _, d := range pr.Decisions {
+				verb := "approved"
+				if !d.Approve {
+					verb = "rejected"
 				}
-				return t
-			})
+				lines = append(lines, fmt.Sprintf("%s %s %s: %s", d.By, verb, ago(d.At), d.Comment))
+			}
+			return g.emitReport(pr, lines)
 		},
 	}
 	g.addOutput(get)

@@ -332,12 +332,12 @@ func (s *Service) complete(ctx context.Context, tx store.Tx, actor string, p dom
 		return p, err
 	}
 	now := s.cfg.Clock.Now()
-	for i, alias := range domain.EnvironmentAliases(p.Environment) {
+	for _, alias := range domain.EnvironmentAliases(p.Environment) {
 		_, prev, err := registry.MoveAlias(ctx, tx, actor, now, v, alias, nil)
 		if err != nil {
 			return p, fmt.Errorf("promotion %d cannot complete: %w", p.ID, err)
 		}
-		if i == 0 {
+		if p.Previous == 0 { // the environment's own alias first, else champion
 			p.Previous = prev
 		}
 	}

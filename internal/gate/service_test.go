@@ -98,10 +98,10 @@ func setup(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	for _, a := range []string{"champion", "production"} {
-		if _, err := reg.SetAlias(ctx, "root", "bc", a, "1", nil); err != nil {
-			t.Fatal(err)
-		}
+	// Only champion: the first promotion into production still learns
+	// which version it replaces.
+	if _, err := reg.SetAlias(ctx, "root", "bc", "champion", "1", nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		_, err := tx.CreateDataset(ctx, domain.Dataset{Name: "holdout", Digest: "sha256:" + strings.Repeat("a", 64), Format: "csv", Rows: 10,
