@@ -174,10 +174,19 @@ var numeric = map[string]bool{
 	"UINT8": true, "UINT16": true, "UINT32": true, "UINT64": true,
 }
 
+// intRange holds each integer datatype's bounds as [lowest, one past the
+// highest]: a value outside them is not of the datatype the caller named.
+var intRange = map[string][2]float64{
+	"INT8": {math.MinInt8, math.MaxInt8 + 1}, "INT16": {math.MinInt16, math.MaxInt16 + 1},
+	"INT32": {math.MinInt32, math.MaxInt32 + 1}, "INT64": {math.MinInt64, -math.MinInt64},
+	"UINT8": {0, math.MaxUint8 + 1}, "UINT16": {0, math.MaxUint16 + 1},
+	"UINT32": {0, math.MaxUint32 + 1}, "UINT64": {0, 2 * -math.MinInt64},
+}
+
 // Float64s decodes a numeric tensor into dst (reused when large enough) in
 // row-major order. JSON null is a missing value and becomes NaN; nested
 // arrays are flattened. The element count must match the shape, and
-// integer datatypes must hold integers; FP32 and FP16 values are rounded
+// integer datatypes must hold integers in their range; FP32 and FP16 values are rounded
 // to float32, as the model would see them.
 func (t *Tensor) Float64s(dst []float64) ([]float64, error) {
 	isInt, ok := numeric[t.Datatype]
@@ -215,6 +224,8 @@ func (t *Tensor) Float64s(dst []float64) ([]float64, error) {
 			}
 		case isInt && v != math.Trunc(v):
 			return nil, fmt.Errorf("input %q element %d is %v, not an integer as %s needs: %w", t.Name, i, v, t.Datatype, domain.ErrInvalid)
+		case isInt && (v < intRange[t.Datatype][0] || v >= intRange[t.Datatype][1]):
+			return nil, fmt.Errorf("input %q element %d is %v, out of range for %s: %w", t.Name, i, v, t.Datatype, domain.ErrInvalid)
 		case t.Datatype == "FP32" || t.Datatype == "FP16":
 			out[i] = float64(float32(v))
 		}
