@@ -220,6 +220,24 @@ func parseVersionNumber(s string) (int, error) {
 }
 
 // reason is an error's text without the trailing sentinel.
+// ruleLines is the line of each rule of a policy ParsePolicy accepted,
+// for errors found after parsing.
+func ruleLines(data []byte) []int {
+	root, err := yamldoc.Root("", data, MaxPolicyBytes, "a gate policy")
+	if err != nil {
+		return nil
+	}
+	var f policyFile
+	if err := root.Decode(&f); err != nil {
+		return nil
+	}
+	lines := make([]int, len(f.Rules))
+	for i := range f.Rules {
+		lines[i] = f.Rules[i].Line
+	}
+	return lines
+}
+
 func reason(err error) string { return yamldoc.Reason(err) }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/slipway-ml/slipway/internal/audit"
@@ -123,12 +124,22 @@ func (s *Service) ApplyPolicy(ctx context.Context, who Actor, file string, data 
 		return ApplyResult{}, &PolicyError{File: file, Line: keyLineOf(data, "environment"), Reason: reason(err)}
 	}
 	if p.Dataset != "" {
-		if _, err := s.cfg.Datasets.GetDataset(ctx, p.Dataset); err != nil {
+		d, err := s.cfg.Datasets.GetDataset(ctx, p.Dataset)
+		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
 				return ApplyResult{}, &PolicyError{File: file, Line: keyLineOf(data, "evaluation"),
 					Reason: fmt.Sprintf("dataset %q does not exist; push it first with slipway dataset push", p.Dataset)}
 			}
 			return ApplyResult{}, err
+		}
+		for i, r := range p.Rules {
+			if why := ruleUnmeasurable(r, d); why != "" {
+				line := 0
+				if lines := ruleLines(data); i < len(lines) {
+					line = lines[i]
+				}
+				return ApplyResult{}, &PolicyError{File: file, Line: line, Reason: fmt.Sprintf("rule %d: %s", i+1, why)}
+			}
 		}
 	}
 	p.CreatedBy, p.CreatedAt = who.Name, s.cfg.Clock.Now()
@@ -161,6 +172,31 @@ func (s *Service) ApplyPolicy(ctx context.Context, who Actor, file string, data 
 		return err
 	})
 	return res, err
+}
+
+// ruleUnmeasurable says why no evaluation on dataset d could ever give
+// the rule a value ("" when one can): a metric of the other task, or a
+// fairness gap over a column the dataset does not group by. Such a rule
+// would reject every promotion, so the policy is refused instead.
+func ruleUnmeasurable(r domain.GateRule, d domain.Dataset) string {
+	ref := d.Ref()
+	if !slices.Contains(domain.EvaluationMetrics[d.Task], r.Metric) {
+		return fmt.Sprintf("%s is not measured on %s dataset %s; its metrics are %s",
+			r.Metric, d.Task, ref, strings.Join(domain.EvaluationMetrics[d.Task], ", "))
+	}
+	if r.Group == "" || r.Group == d.Sensitive || (r.Metric == domain.MetricTPRGap && slices.Contains(d.Segments, r.Group)) {
+		return ""
+	}
+	sens := "none"
+	if d.Sensitive != "" {
+		sens = strconv.Quote(d.Sensitive)
+	}
+	if r.Metric == domain.MetricTPRGap {
+		return fmt.Sprintf("group %q is neither the sensitive column (%s) nor a segment column of dataset %s; push the dataset with --sensitive %s or --segment %s",
+			r.Group, sens, ref, r.Group, r.Group)
+	}
+	return fmt.Sprintf("%s needs group to be the sensitive column of dataset %s (%s), not %q; push the dataset with --sensitive %s",
+		r.Metric, ref, sens, r.Group, r.Group)
 }
 
 func samePolicy(a, b domain.GatePolicy) bool {

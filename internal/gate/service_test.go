@@ -394,3 +394,54 @@ func TestPromotionRefusals(t *testing.T) {
 		t.Fatalf("promoting an archived version: %v", err)
 	}
 }
+
+// A rule no evaluation on the policy's dataset could measure — a metric
+// of the other task, a gap over a column the dataset does not group by —
+// would reject every promotion; apply refuses it with the rule's line.
+func TestPolicyRulesTheDatasetCannotMeasure(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	if err := f.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for _, d := range []domain.Dataset{
+			{Name: "reg", Task: domain.TaskRegression, Label: "y"},
+			{Name: "fair", Task: domain.TaskClassification, Label: "y", Segments: []string{"size"}, Sensitive: "age"},
+		} {
+			d.Digest, d.Format, d.Rows, d.CreatedBy, d.CreatedAt = "sha256:"+strings.Repeat("b", 64), "csv", 10, "ann", time.Now()
+			d.Columns = []domain.DatasetColumn{{Name: "y", Type: "number"}, {Name: "size", Type: "string"}, {Name: "age", Type: "string"}}
+			if _, err := tx.CreateDataset(ctx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	policy := func(dataset, rule string) string {
+		return "kind: GatePolicy\nmodel: bc\nenvironment: staging\nevaluation: {dataset: " + dataset +
+			"}\nrules:\n  - metric: latency_p99_ms\n    max: 20\n  - " + rule + "\n    max: 0.5\n"
+	}
+	for _, c := range []struct{ dataset, rule, want string }{
+		{"holdout", "metric: rmse", "rule 2: rmse is not measured on classification dataset holdout@1; its metrics are accuracy"},
+		{"reg", "metric: roc_auc", "rule 2: roc_auc is not measured on regression dataset reg@1; its metrics are mae, rmse, r2"},
+		{"reg", "metric: tpr_gap\n    group: size", "rule 2: tpr_gap is not measured on regression dataset reg@1"},
+		{"fair", "metric: tpr_gap\n    group: nope", `rule 2: group "nope" is neither the sensitive column ("age") nor a segment column of dataset fair@1`},
+		{"fair", "metric: positive_rate_gap\n    group: size", `rule 2: positive_rate_gap needs group to be the sensitive column of dataset fair@1 ("age"), not "size"`},
+		{"holdout", "metric: tpr_gap\n    group: age", `the sensitive column (none)`},
+	} {
+		_, err := f.svc.ApplyPolicy(ctx, admin, "p.yaml", []byte(policy(c.dataset, c.rule)))
+		if pe, ok := errors.AsType[*gate.PolicyError](err); !ok || pe.Line != 8 || !strings.Contains(pe.Reason, c.want) {
+			t.Errorf("%s, %s: %v", c.dataset, c.rule, err)
+		}
+	}
+	if ps, _ := f.svc.ListPolicies(ctx, "bc"); len(ps) != 0 {
+		t.Fatalf("refused policies were stored: %+v", ps)
+	}
+	for _, rule := range []string{"metric: tpr_gap\n    group: size", "metric: tpr_gap\n    group: age", "metric: positive_rate_gap\n    group: age"} {
+		if _, err := f.svc.ApplyPolicy(ctx, admin, "p.yaml", []byte(policy("fair", rule))); err != nil {
+			t.Errorf("%s: %v", rule, err)
+		}
+	}
+	if _, err := f.svc.ApplyPolicy(ctx, admin, "p.yaml", []byte(policy("reg", "metric: r2"))); err != nil {
+		t.Errorf("r2 on a regression dataset: %v", err)
+	}
+}
