@@ -127,15 +127,19 @@ func (s *Schema) assign(roles Roles) error {
 		return fmt.Errorf("label column %q is missing in %d rows%s; every row needs a label: %w", roles.Label, lc.Missing, where, domain.ErrInvalid)
 	}
 	s.Label = roles.Label
-	for _, seg := range append(slices.Clone(roles.Segments), roles.Sensitive) {
+	for i, seg := range append(slices.Clone(roles.Segments), roles.Sensitive) {
 		if seg == "" {
 			continue
 		}
+		role := "segment"
+		if i == len(roles.Segments) {
+			role = "sensitive"
+		}
 		if s.column(seg) == nil {
-			return fmt.Errorf("segment column %q is not in the dataset (columns: %s): %w", seg, s.names(), domain.ErrInvalid)
+			return fmt.Errorf("%s column %q is not in the dataset (columns: %s): %w", role, seg, s.names(), domain.ErrInvalid)
 		}
 		if seg == roles.Label {
-			return fmt.Errorf("column %q cannot be both the label and a segment: %w", seg, domain.ErrInvalid)
+			return fmt.Errorf("column %q cannot be both the label and the %s column: %w", seg, role, domain.ErrInvalid)
 		}
 	}
 	s.Segments, s.Sensitive = roles.Segments, roles.Sensitive
