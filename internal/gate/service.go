@@ -229,7 +229,7 @@ func (s *Service) GetPolicy(ctx context.Context, model, env string) (domain.Gate
 // ListPolicies returns the policies in force for a model ("" for all).
 func (s *Service) ListPolicies(ctx context.Context, model string) ([]domain.GatePolicy, error) {
 	if model != "" {
-		if err := domain.ValidateName("model", model); err != nil {
+		if err := s.checkModel(ctx, model); err != nil {
 			return nil, err
 		}
 	}
@@ -249,7 +249,27 @@ func (s *Service) ListPromotions(ctx context.Context, f store.PromotionFilter, p
 			return nil, "", err
 		}
 	}
+	if f.Model != "" {
+		if err := s.checkModel(ctx, f.Model); err != nil {
+			return nil, "", err
+		}
+	}
+	if f.Environment != "" {
+		if err := s.checkEnv(f.Environment); err != nil {
+			return nil, "", err
+		}
+	}
 	return s.cfg.Store.ListPromotions(ctx, f, p)
+}
+
+// checkModel refuses a listing of a model that does not exist (404), so
+// a misspelt name is not answered with an empty history.
+func (s *Service) checkModel(ctx context.Context, model string) error {
+	if err := domain.ValidateName("model", model); err != nil {
+		return err
+	}
+	_, err := s.cfg.Store.GetModel(ctx, model)
+	return err
 }
 
 // cancelPending cancels the pending promotions of a model into env

@@ -445,3 +445,26 @@ func TestPolicyRulesTheDatasetCannotMeasure(t *testing.T) {
 		t.Errorf("r2 on a regression dataset: %v", err)
 	}
 }
+
+// Listing the promotions or policies of a misspelt model, or promotions
+// into a misspelt environment, is refused rather than answered with an
+// empty history.
+func TestListingsOfUnknownModelsAndEnvironments(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	if _, _, err := f.svc.ListPromotions(ctx, store.PromotionFilter{Model: "bcc"}, store.Page{}); !errors.Is(err, domain.ErrNotFound) || !strings.Contains(err.Error(), `"bcc"`) {
+		t.Errorf("promotions of an unknown model: %v", err)
+	}
+	if _, err := f.svc.ListPolicies(ctx, "bcc"); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("policies of an unknown model: %v", err)
+	}
+	if _, _, err := f.svc.ListPromotions(ctx, store.PromotionFilter{Model: "bc", Environment: "prod"}, store.Page{}); !errors.Is(err, domain.ErrInvalid) || !strings.Contains(err.Error(), "not one of dev, staging, production") {
+		t.Errorf("promotions into an unknown environment: %v", err)
+	}
+	if ps, _, err := f.svc.ListPromotions(ctx, store.PromotionFilter{Model: "bc", Environment: "production"}, store.Page{}); err != nil || len(ps) != 0 {
+		t.Errorf("promotions of a known model: %v %v", ps, err)
+	}
+	if ps, err := f.svc.ListPolicies(ctx, "bc"); err != nil || len(ps) != 0 {
+		t.Errorf("policies of a known model: %v %v", ps, err)
+	}
+}
