@@ -22,8 +22,13 @@ type Route struct {
 	Model       string
 	Environment string
 	Revision    int64
-	// Versions are in version order; weights sum to 100.
+	// Versions are in version order; with Down, weights sum to 100.
 	Versions []RouteVersion
+	// Down are the deployment's versions whose runtime could not start,
+	// in version order, with their weights. Pick keeps their ranges, so
+	// the other versions' callers do not move, and gives their share to
+	// the stable version.
+	Down []DownVersion
 	// Stable is the version the gateway falls back to when another
 	// version's breaker is open or its call failed; 0 for none. It may be
 	// missing from Versions when its runtime could not start.
@@ -39,6 +44,12 @@ type Route struct {
 	Shadow *RouteShadow
 	// Limits bound the deployment's rate and each version's concurrency.
 	Limits domain.RouteLimits
+}
+
+// DownVersion is a served version whose runtime could not start.
+type DownVersion struct {
+	Version int
+	Weight  int
 }
 
 // RouteRule is a match rule with its version resolved.
@@ -117,13 +128,25 @@ func (r *Route) StableVersion() *RouteVersion {
 
 // Pick chooses a version for a request given a number u uniformly drawn
 // from [0, 100): versions own consecutive ranges of width equal to their
-// weight, in version order.
+// weight, in version order. A range of a version that could not start
+// (Down) goes to the stable version; Pick returns nil when that is down
+// too, or when no version takes traffic.
 func (r *Route) Pick(u int) *RouteVersion {
-	acc := 0
+	acc, d := 0, 0
 	for i := range r.Versions {
+		for ; d < len(r.Down) && r.Down[d].Version < r.Versions[i].Version; d++ {
+			if acc += r.Down[d].Weight; u < acc {
+				return r.StableVersion()
+			}
+		}
 		acc += r.Versions[i].Weight
 		if u < acc {
 			return &r.Versions[i]
+		}
+	}
+	for ; d < len(r.Down); d++ {
+		if acc += r.Down[d].Weight; u < acc {
+			return r.StableVersion()
 		}
 	}
 	return nil

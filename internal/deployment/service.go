@@ -295,6 +295,7 @@ func (s *Service) route(ctx context.Context, d domain.Deployment, served map[str
 		}
 		s.cfg.Log.Error("a deployed version cannot serve", "model", d.Model, "environment", d.Environment,
 			"version", sv.Version, "err", err.Error())
+		r.Down = append(r.Down, DownVersion{Version: sv.Version, Weight: sv.Weight})
 	}
 	compileRouting(r, d.Routing)
 	return r

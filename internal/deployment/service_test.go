@@ -325,3 +325,41 @@ func TestRestorePublishesWhatIsStored(t *testing.T) {
 		t.Fatalf("restored %s with %d starts", got, rts.starts)
 	}
 }
+
+// A version that cannot start when the table is built keeps its range of
+// the split: its share goes to the stable version, and the other
+// versions' ranges (their sticky callers) stay where they were.
+func TestVersionThatCannotStartKeepsItsRange(t *testing.T) {
+	svc, rts, _ := setup(t)
+	ctx := t.Context()
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 40, 2: 60}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pick := func(u int) int {
+		if v := svc.Routes().Lookup("m", "production").Pick(u); v != nil {
+			return v.Version
+		}
+		return 0
+	}
+	restoreWith := func(broken int) {
+		rts.mu.Lock()
+		rts.broken = map[int]bool{broken: true}
+		rts.running = map[int]bool{}
+		rts.mu.Unlock()
+		if err := svc.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restoreWith(2) // the canary is down: its share goes to the stable version
+	for _, u := range []int{0, 39, 40, 99} {
+		if got := pick(u); got != 1 {
+			t.Fatalf("canary down: Pick(%d) = %d, want the stable version 1", u, got)
+		}
+	}
+	restoreWith(1) // the stable version is down: its range answers nobody, 2 keeps its own
+	for u, want := range map[int]int{0: 0, 39: 0, 40: 2, 99: 2} {
+		if got := pick(u); got != want {
+			t.Fatalf("stable down: Pick(%d) = %d, want %d", u, got, want)
+		}
+	}
+}
