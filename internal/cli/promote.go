@@ -184,7 +184,7 @@ func newPromoteCmd(g *globals) *cobra.Command {
 		Short: "Ask to move a version into an environment through its gates",
 		Long: `Ask to move a version into an environment. The server judges the
 environment's gate policy: it evaluates the version on the policy's dataset
-(reusing an evaluation of the same version on the same dataset bytes), and
+(reusing an evaluation of the same version on the same dataset version), and
 the champion too when a rule compares with it, and records the promotion
 with every rule's observed value, threshold and verdict.
 

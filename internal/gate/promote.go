@@ -173,9 +173,12 @@ func needsChampion(p domain.GatePolicy) bool {
 }
 
 // evaluation reuses the latest succeeded evaluation of a version on the
-// dataset's digest, or runs one.
+// dataset version (its digest and its roles: the same bytes pushed with
+// another label, segments or sensitive column are scored differently), or
+// runs one.
 func (s *Service) evaluation(ctx context.Context, who Actor, model string, version int, d domain.Dataset) (domain.Evaluation, error) {
-	e, err := s.cfg.Store.LatestEvaluation(ctx, store.EvaluationFilter{Model: model, Version: version, DatasetDigest: d.Digest, Status: domain.EvaluationSucceeded})
+	e, err := s.cfg.Store.LatestEvaluation(ctx, store.EvaluationFilter{Model: model, Version: version, DatasetDigest: d.Digest,
+		Dataset: d.Name, DatasetVersion: d.Number, Status: domain.EvaluationSucceeded})
 	if err == nil {
 		return e, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -466,5 +467,48 @@ func TestListingsOfUnknownModelsAndEnvironments(t *testing.T) {
 	}
 	if ps, err := f.svc.ListPolicies(ctx, "bc"); err != nil || len(ps) != 0 {
 		t.Errorf("policies of a known model: %v %v", ps, err)
+	}
+}
+
+// A promotion reuses an evaluation only on the policy's dataset version:
+// the same bytes pushed under another name or with other roles (label,
+// segments, sensitive column) are scored differently, so their
+// evaluation is not evidence for this policy.
+func TestPromotionReusesEvaluationsOfTheSameDatasetVersionOnly(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	holdout, err := f.st.GetDataset(ctx, "holdout", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		d := holdout
+		d.Name, d.Segments = "holdout-by-size", []string{"size"}
+		_, err := tx.CreateDataset(ctx, d)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eval.Evaluate(ctx, "ann", "bc", "3", "holdout-by-size@1"); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(t, strings.Replace(prodPolicy, "environment: production", "environment: staging", 1))
+	p, err := f.svc.Promote(ctx, author, gate.Request{Model: "bc", Version: "3", To: "staging"})
+	if err != nil || p.State != domain.PromotionPending {
+		t.Fatalf("promotion: %+v %v", p, err)
+	}
+	want := []string{"3/holdout-by-size@1", "3/holdout@1", "1/holdout@1"}
+	if !reflect.DeepEqual(f.eval.calls, want) {
+		t.Fatalf("evaluations run: %v, want %v", f.eval.calls, want)
+	}
+	if e, err := f.st.GetEvaluation(ctx, p.Evaluation); err != nil || e.Dataset != "holdout" {
+		t.Fatalf("the promotion was judged by %+v %v", e, err)
+	}
+	// Asked again, the evaluations on holdout@1 are reused.
+	if _, err := f.svc.Decide(ctx, approver, p.ID, false, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Promote(ctx, author, gate.Request{Model: "bc", Version: "3", To: "staging"}); err != nil || len(f.eval.calls) != 3 {
+		t.Fatalf("second promotion: %v, evaluations run %v", err, f.eval.calls)
 	}
 }

@@ -68,12 +68,16 @@ type DatasetFilter struct {
 }
 
 // EvaluationFilter narrows an evaluation listing; zero fields match all.
-// Version needs Model.
+// Version needs Model; DatasetVersion needs Dataset.
 type EvaluationFilter struct {
 	Model         string
 	Version       int
 	DatasetDigest string
-	Status        domain.EvaluationStatus
+	// Dataset and DatasetVersion name one dataset version: its bytes and
+	// the roles (label, segments, sensitive) they were scored with.
+	Dataset        string
+	DatasetVersion int
+	Status         domain.EvaluationStatus
 }
 
 // Reader is the read side, usable inside and outside a transaction.

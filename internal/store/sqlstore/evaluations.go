@@ -60,6 +60,14 @@ func evaluationQuery(f store.EvaluationFilter, after int64, desc bool, limit int
 		b.WriteString(` AND dataset_digest = ?`)
 		args = append(args, f.DatasetDigest)
 	}
+	if f.Dataset != "" {
+		b.WriteString(` AND dataset = ?`)
+		args = append(args, f.Dataset)
+	}
+	if f.DatasetVersion != 0 {
+		b.WriteString(` AND dataset_version = ?`)
+		args = append(args, f.DatasetVersion)
+	}
 	if f.Status != "" {
 		b.WriteString(` AND status = ?`)
 		args = append(args, string(f.Status))

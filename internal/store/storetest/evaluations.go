@@ -138,6 +138,20 @@ func testEvaluations(t *testing.T, s store.Store) {
 	if _, err := s.LatestEvaluation(ctx, store.EvaluationFilter{Model: "m", Version: 1, DatasetDigest: "sha256:" + hex64('f'), Status: domain.EvaluationSucceeded}); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("latest on another digest: %v, want ErrNotFound", err)
 	}
+	// The same bytes as another dataset version (other roles) are not the
+	// dataset version the evaluations ran on.
+	sameVersion := store.EvaluationFilter{Model: "m", Version: 1, DatasetDigest: ds.Digest, Dataset: running.Dataset, DatasetVersion: running.DatasetVersion, Status: domain.EvaluationSucceeded}
+	if latest, err := s.LatestEvaluation(ctx, sameVersion); err != nil || latest.ID != e4.ID {
+		t.Errorf("latest succeeded of version 1 on %s@%d = %d %v, want %d", running.Dataset, running.DatasetVersion, latest.ID, err, e4.ID)
+	}
+	for _, f := range []store.EvaluationFilter{
+		func() store.EvaluationFilter { f := sameVersion; f.DatasetVersion++; return f }(),
+		func() store.EvaluationFilter { f := sameVersion; f.Dataset += "-other"; return f }(),
+	} {
+		if _, err := s.LatestEvaluation(ctx, f); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("latest on %s@%d: %v, want ErrNotFound", f.Dataset, f.DatasetVersion, err)
+		}
+	}
 	ids := func(f store.EvaluationFilter, limit int) []int64 {
 		t.Helper()
 		var out []int64
