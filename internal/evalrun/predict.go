@@ -198,13 +198,19 @@ func (c *caller) predict(ctx context.Context, body []byte, task domain.Task) (fl
 		return 0, took, fmt.Errorf("the model's answer has no outputs")
 	}
 	data := resp.Outputs[0].Data
+	var p float64
 	switch {
 	case len(data) == 1:
-		return data[0], took, nil
+		p = data[0]
 	case len(data) == 2 && task == domain.TaskClassification:
-		return data[1], took, nil
+		p = data[1]
+	default:
+		return 0, took, fmt.Errorf("the model answered %d values for one row; an evaluation needs one (a score or a value) or, for a classifier, two (negative, positive)", len(data))
 	}
-	return 0, took, fmt.Errorf("the model answered %d values for one row; an evaluation needs one (a score or a value) or, for a classifier, two (negative, positive)", len(data))
+	if task == domain.TaskClassification && !(p >= 0 && p <= 1) {
+		return 0, took, fmt.Errorf("the model answered %v, not a probability in [0, 1]: a classification dataset (0/1 labels) needs the probability of class 1 — is this a regression model, or a classifier answering raw margins?", p)
+	}
+	return p, took, nil
 }
 
 // recorder is the in-process answer of a handler.

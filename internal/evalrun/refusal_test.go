@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,11 @@ func TestFailureIsRecorded(t *testing.T) {
 	}
 	if got.Status != domain.EvaluationFailed || !strings.Contains(got.Error, "not a probability") || got.Metrics != nil || got.FinishedAt == nil {
 		t.Fatalf("evaluation of raw margins: %+v", got)
+	}
+	// The row is named as the dataset names rows (from 1, with its line),
+	// and the likely cause is said.
+	if !regexp.MustCompile(`^row [1-9][0-9]* \(line [2-9][0-9]*\): the model answered -?[0-9.e+-]+, not a probability in \[0, 1\]: .*is this a regression model`).MatchString(got.Error) {
+		t.Errorf("error of raw margins: %s", got.Error)
 	}
 	if _, err := e.svc.LatestSucceeded(ctx, "bc", 1, d.Digest); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("LatestSucceeded after a failure: %v", err)
