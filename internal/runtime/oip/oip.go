@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/slipway-ml/slipway/internal/domain"
 )
@@ -117,10 +118,34 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(ErrorBody{Error: msg})
 }
 
-// WriteJSON answers 200 with v as JSON.
+// WriteJSON answers 200 with v as JSON, with its Content-Length, so that
+// whoever passes the answer on knows its size before its body (the
+// gateway refuses an answer over its cap with a 502 instead of cutting
+// it off).
 func WriteJSON(w http.ResponseWriter, v any) {
+	buf, _ := jsonBufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer putJSONBuf(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		WriteError(w, http.StatusInternalServerError, "encoding the answer: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonBufs holds WriteJSON's buffers; one over 1 MiB is dropped, not
+// kept, so a rare large batch does not pin its memory.
+var jsonBufs sync.Pool
+
+func putJSONBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		jsonBufs.Put(b)
+	}
 }
 
 // DecodeRequest reads an infer request of at most max bytes, refusing

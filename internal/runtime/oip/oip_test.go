@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,4 +120,20 @@ func FuzzFloat64s(f *testing.F) {
 			t.Fatalf("accepted %q, which is not JSON", data)
 		}
 	})
+}
+
+// WriteJSON declares its answer's length, so that the gateway can refuse
+// an in-process answer over its response cap before sending any of it.
+func TestWriteJSONDeclaresLength(t *testing.T) {
+	for _, n := range []int{10, 2 << 20} { // a pooled buffer and one too large to keep
+		rec := httptest.NewRecorder()
+		WriteJSON(rec, InferResponse{ModelName: strings.Repeat("m", n)})
+		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(rec.Body.Len()); got != want || rec.Code != http.StatusOK {
+			t.Fatalf("%d: status %d, Content-Length %q for a %s-byte body", n, rec.Code, got, want)
+		}
+		var back InferResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &back); err != nil || len(back.ModelName) != n {
+			t.Fatalf("%d: body does not decode: %v", n, err)
+		}
+	}
 }
