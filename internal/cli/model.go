@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-ml/slipway/internal/api"
@@ -26,10 +24,12 @@ func modelTable(ms ...domain.Model) func() table {
 	}
 }
 
+// oneLine shortens free text for a table cell: one line, at most 60
+// characters (cut on a character, never inside one).
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 60 {
-		return s[:57] + "..."
+	s = cell(s)
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:57]) + "..."
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"sigs.k8s.io/yaml"
 )
@@ -50,11 +51,34 @@ func (g *globals) checkOutput() error {
 
 func printTable(w io.Writer, t table) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	line := func(cells []string) {
+		clean := make([]string, len(cells))
+		for i, c := range cells {
+			clean[i] = cell(c)
+		}
+		fmt.Fprintln(tw, strings.Join(clean, "\t"))
+	}
+	line(t.header)
 	for _, r := range t.rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	return tw.Flush()
+}
+
+// cell makes text someone typed (a comment, a reason, a description) safe
+// to print on one line of a terminal: a tab would split the table's
+// column, a newline its row, and an escape sequence would reach the
+// reader's terminal. Each control character becomes a space.
+func cell(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // moreHint tells a person reading a table that a listing goes on.

@@ -247,9 +247,9 @@ func (g *globals) emitReport(p domain.Promotion, extra []string) error {
 		}
 		fmt.Fprintln(g.stdout)
 	}
-	fmt.Fprintln(g.stdout, promotionSummary(p))
+	fmt.Fprintln(g.stdout, cell(promotionSummary(p)))
 	for _, l := range extra {
-		fmt.Fprintln(g.stdout, l)
+		fmt.Fprintln(g.stdout, cell(l))
 	}
 	return nil
 }
