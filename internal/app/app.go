@@ -130,7 +130,8 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Clock: clk, Check: fleet.Check(policy)})
 	fl, err := fleet.Open(fleet.Config{
 		Manifests: reg, Blobs: blobs, Dir: filepath.Join(c.DataDir, "runtimes"), Log: log,
-		Factory: fleet.NewFactory(fleet.FactoryConfig{Policy: policy, Log: log}),
+		// In-process runtimes take the bodies the gateway lets through.
+		Factory: fleet.NewFactory(fleet.FactoryConfig{Policy: policy, Log: log, MaxBodyBytes: c.Gateway.MaxBodyBytes}),
 	})
 	if err != nil {
 		return err

@@ -115,3 +115,48 @@ func TestGatewayLimitsAndIdempotency(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayBodyCapReachesInProcessRuntimes raises --gateway-max-body-bytes
+// past the 8 MiB default: a batch between the two reaches the in-process
+// xgboost runtime and is answered whole — the runtime's own cap follows
+// the gateway's instead of refusing it with 413 — while one over the
+// raised cap is still refused.
+func TestGatewayBodyCapReachesInProcessRuntimes(t *testing.T) {
+	t.Parallel()
+	const limit = 12 << 20
+	srv := startServer(t, t.TempDir(), "--gateway-max-body-bytes", strconv.Itoa(limit))
+	c := srv.admin()
+	c.ok("model", "create", "cancer")
+	c.ok("version", "push", "cancer", example(t, "v1.json"), "--format", "xgboost-json")
+	c.ok("deploy", "cancer", "1", "--env", "production")
+	gw := srv.gatewayClient(t)
+
+	rows := loadParity(t, "v1.json").Rows
+	batch := func(minBytes int) ([]byte, int) { // rows repeated until the body holds minBytes
+		n := len(rows)
+		for {
+			all := make([][]*float64, n)
+			for i := range all {
+				all[i] = rows[i%len(rows)]
+			}
+			b := inferBody(t, all)
+			if len(b) >= minBytes {
+				return b, n
+			}
+			n = n*minBytes/len(b) + len(rows)
+		}
+	}
+	body, n := batch(9 << 20)
+	if len(body) > limit {
+		t.Fatalf("test batch is %d bytes, over the cap it should pass", len(body))
+	}
+	r := gw.do(http.MethodPost, "/v2/models/cancer/infer", body, nil)
+	var out inferAnswer
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &out) != nil || len(out.Outputs) != 1 || len(out.Outputs[0].Data) != n {
+		t.Fatalf("%d-byte batch of %d rows under the raised cap: %.300s", len(body), n, r)
+	}
+	big, _ := batch(limit + 1)
+	if r := gw.do(http.MethodPost, "/v2/models/cancer/infer", big, nil); r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("%d-byte batch over the cap: %.300s", len(big), r)
+	}
+}
