@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/slipway-ml/slipway/internal/domain"
 )
@@ -34,7 +35,7 @@ func (s *Service) SetFault(ctx context.Context, actor, model, env string, versio
 	if !s.faultAllowed(env) {
 		allowed := "none"
 		if len(s.cfg.FaultEnvironments) > 0 {
-			allowed = fmt.Sprint(s.cfg.FaultEnvironments)
+			allowed = strings.Join(s.cfg.FaultEnvironments, ",") // as the flag is written
 		}
 		return domain.Deployment{}, fmt.Errorf("fault injection is not allowed in environment %q (allowed: %s; the server's --fault-injection-envs lists where it is): %w",
 			env, allowed, domain.ErrPrecondition)

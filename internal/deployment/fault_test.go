@@ -96,7 +96,7 @@ func TestFaultInjection(t *testing.T) {
 		want      error
 		detail    string
 	}{
-		{"production is not allowed", "production", 2, fault, nil, domain.ErrPrecondition, "--fault-injection-envs"},
+		{"production is not allowed", "production", 2, fault, nil, domain.ErrPrecondition, "(allowed: dev,staging; the server's --fault-injection-envs"},
 		{"unknown environment", "qa", 2, fault, nil, domain.ErrInvalid, "qa"},
 		{"unserved version", "staging", 3, fault, nil, domain.ErrNotFound, "version 3"},
 		{"no model", "staging", 2, fault, nil, domain.ErrNotFound, ""},
