@@ -99,6 +99,13 @@ func TestDatasetPushListGet(t *testing.T) {
 		t.Errorf("identifier as a segment: %+v", r.problem)
 	}
 	h.mustCall(http.MethodGet, "/api/v1/datasets/ids", h.admin, nil, http.StatusNotFound)
+	// Fairness is for classification: a regression dataset's sensitive
+	// column would silently measure nothing.
+	r = h.mustCall(http.MethodPost, datasetPath("reg-fair", "format=csv&label=y&sensitive=g"), h.admin, "x,g,y\n1,a,2.5\n2,b,7\n", http.StatusBadRequest)
+	if !strings.Contains(r.problem.Detail, `sensitive column "g": fairness gaps`) || !strings.Contains(r.problem.Detail, "--segment g") {
+		t.Errorf("sensitive column of a regression dataset: %+v", r.problem)
+	}
+	h.mustCall(http.MethodGet, "/api/v1/datasets/reg-fair", h.admin, nil, http.StatusNotFound)
 
 	// Pushes are audited.
 	r = h.mustCall(http.MethodGet, "/api/v1/audit?subject=dataset/small", h.admin, nil, http.StatusOK)

@@ -92,7 +92,7 @@ func TestColumnsMustMatchFeatures(t *testing.T) {
 		}
 	}
 	// The label is never a feature, even when the model names it.
-	e.pushDataset("label-is-feature", holdoutEval(t), dataset.Roles{Label: "mean_radius", Segments: []string{"size_band"}, Sensitive: "age_band"})
+	e.pushDataset("label-is-feature", holdoutEval(t), dataset.Roles{Label: "mean_radius", Segments: []string{"size_band", "age_band"}})
 	if _, err := e.svc.Evaluate(ctx, "carol", "bc", "1", "label-is-feature"); err == nil || !strings.Contains(err.Error(), "label column \"mean_radius\" as a feature") {
 		t.Errorf("label named as a feature: %v", err)
 	}

@@ -149,6 +149,10 @@ func inspectDataset(f *os.File, format dataset.Format, roles dataset.Roles) (dat
 	if err != nil {
 		return dataset.Schema{}, "", err
 	}
+	if task == domain.TaskRegression && schema.Sensitive != "" {
+		return dataset.Schema{}, "", fmt.Errorf("sensitive column %q: fairness gaps (true-positive and positive rates) are computed for classification only, and the labels of %q make this a regression dataset; pass it as --segment %s for MAE, RMSE and R² per group: %w",
+			schema.Sensitive, schema.Label, schema.Sensitive, domain.ErrInvalid)
+	}
 	for _, col := range append(slices.Clone(schema.Segments), schema.Sensitive) {
 		if col == "" {
 			continue
