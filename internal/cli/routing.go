@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -113,6 +114,9 @@ func (f routingFlags) policy(flags *pflag.FlagSet) (domain.Routing, error) {
 			return p, fmt.Errorf("--shadow: %w", err)
 		}
 		p.Shadow = &sh
+	}
+	if math.IsNaN(f.rate) || math.IsInf(f.rate, 0) { // JSON cannot carry them to the server's own check
+		return p, fmt.Errorf("--rate %v is not a number of requests per second: %w", f.rate, domain.ErrInvalid)
 	}
 	if flags.Changed("rate") || flags.Changed("burst") || flags.Changed("max-concurrency") {
 		p.Limits = &domain.RouteLimits{RequestsPerSecond: f.rate, Burst: f.burst, MaxConcurrency: f.maxConc}

@@ -32,6 +32,8 @@ func TestRoutingSetFlags(t *testing.T) {
 		{[]string{"--rule", "header:X-Tester=yes -> 0"}, "not a version number", ""},
 		{[]string{"--shadow", "3"}, "--shadow: shadow", ""},
 		{[]string{"--rate", "fast"}, "invalid argument", ""},
+		{[]string{"--rate", "NaN"}, "--rate NaN is not a number", ""},
+		{[]string{"--rate", "Inf"}, "--rate +Inf is not a number", ""},
 	}
 	for _, c := range cases {
 		var f routingFlags
