@@ -117,9 +117,10 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 		if err := yamldoc.DecodeStrict(&f.Approvals, &a); err != nil {
 			return fail(yamldoc.Line(err), "approvals: %s", yamldoc.Reason(err))
 		}
-		if a.Required != nil {
-			p.Approvals.Required = *a.Required
+		if a.Required == nil {
+			return fail(line("approvals"), "approvals.required is missing: say how many distinct people must approve (0 to %d)", domain.MaxApprovals)
 		}
+		p.Approvals.Required = *a.Required
 		if p.Approvals.Required < 0 || p.Approvals.Required > domain.MaxApprovals {
 			return fail(line("approvals"), "approvals.required is %d; it must be from 0 to %d", p.Approvals.Required, domain.MaxApprovals)
 		}
@@ -127,6 +128,9 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 			role, err := domain.ParseRole(a.Role)
 			if err != nil {
 				return fail(line("approvals"), "approvals.role: %s", reason(err))
+			}
+			if p.Approvals.Required == 0 {
+				return fail(line("approvals"), "approvals.role %s with required: 0 asks no one to approve; set required: 1 or more, or leave approvals out", role)
 			}
 			p.Approvals.Role = role
 		}
