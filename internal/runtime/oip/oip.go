@@ -222,7 +222,7 @@ func (t *Tensor) Float64s(dst []float64) ([]float64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", t.Name, err)
 	}
-	if len(t.Data) == 0 {
+	if len(t.Data) == 0 || string(t.Data) == "null" {
 		return nil, fmt.Errorf("input %q has no data: %w", t.Name, domain.ErrInvalid)
 	}
 	out := dst[:0]

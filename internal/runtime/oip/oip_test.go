@@ -51,6 +51,7 @@ func TestFloat64s(t *testing.T) {
 		{"unterminated", "FP64", []int64{2}, `[1, 2`, nil, "unterminated"},
 		{"trailing", "FP64", []int64{1}, `[1] x`, nil, "trailing"},
 		{"no data", "FP64", []int64{1}, ``, nil, "no data"},
+		{"null data", "FP64", []int64{3}, `null`, nil, "no data"},
 		{"too deep", "FP64", []int64{1}, strings.Repeat("[", 40) + "1" + strings.Repeat("]", 40), nil, "nested too deeply"},
 	}
 	for _, c := range cases {
