@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,8 +31,9 @@ const maxReason = 2000
 // asks to enter and records the promotion: rejected with the failing
 // rules, pending when people must approve, completed (aliases moved,
 // state set) when nobody must. The version's evaluation on the policy's
-// dataset is reused when one exists for the same dataset digest, else
-// run; so is the champion's when a rule compares with it.
+// dataset is reused when one exists for the same dataset version, else
+// run; so is the champion's when a rule compares with it. A version that
+// already holds every alias of the environment is refused.
 func (s *Service) Promote(ctx context.Context, who Actor, req Request) (domain.Promotion, error) {
 	if !who.Role.Allows(domain.RoleAuthor) && !who.Role.Allows(domain.RoleDeployer) {
 		return domain.Promotion{}, fmt.Errorf("requesting a promotion needs the author, deployer or admin role; %s has %s: %w", who.Name, who.Role, auth.ErrForbidden)
@@ -48,6 +50,10 @@ func (s *Service) Promote(ctx context.Context, who Actor, req Request) (domain.P
 	}
 	if v.State == domain.StateArchived {
 		return domain.Promotion{}, fmt.Errorf("version %d of model %q is archived and cannot be promoted: %w", v.Number, v.Model, domain.ErrPrecondition)
+	}
+	if held := domain.EnvironmentAliases(req.To); !slices.ContainsFunc(held, func(a string) bool { return !slices.Contains(v.Aliases, a) }) {
+		return domain.Promotion{}, fmt.Errorf("version %d of model %q already holds %s (%s): there is nothing to promote: %w",
+			v.Number, v.Model, req.To, strings.Join(held, ", "), domain.ErrPrecondition)
 	}
 	now := s.cfg.Clock.Now()
 	p := domain.Promotion{Model: v.Model, Version: v.Number, Environment: req.To, RequestedBy: who.Name, CreatedAt: now, UpdatedAt: now}

@@ -512,3 +512,33 @@ func TestPromotionReusesEvaluationsOfTheSameDatasetVersionOnly(t *testing.T) {
 		t.Fatalf("second promotion: %v, evaluations run %v", err, f.eval.calls)
 	}
 }
+
+// Promoting a version into an environment whose aliases already point at
+// it would ask approvers to approve nothing: it is refused, break glass
+// included, and nothing is recorded. Holding only champion is not holding
+// production.
+func TestPromotingIntoAnEnvironmentTheVersionHolds(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	if p, err := f.svc.Promote(ctx, author, gate.Request{Model: "bc", Version: "2", To: "dev"}); err != nil || p.State != domain.PromotionCompleted {
+		t.Fatalf("first promotion into dev: %+v %v", p, err)
+	}
+	for _, req := range []gate.Request{
+		{Model: "bc", Version: "2", To: "dev"},
+		{Model: "bc", Version: "@dev", To: "dev"},
+	} {
+		if _, err := f.svc.Promote(ctx, author, req); !errors.Is(err, domain.ErrPrecondition) || !strings.Contains(err.Error(), "version 2 of model \"bc\" already holds dev (dev): there is nothing to promote") {
+			t.Errorf("%+v again: %v", req, err)
+		}
+	}
+	bg, err := f.svc.Promote(ctx, admin, gate.Request{Model: "bc", Version: "1", To: "production", BreakGlass: true, Reason: "champion 1 becomes production too"})
+	if err != nil || bg.State != domain.PromotionCompleted {
+		t.Fatalf("version 1, champion only, into production: %+v %v", bg, err)
+	}
+	if _, err := f.svc.Promote(ctx, admin, gate.Request{Model: "bc", Version: "1", To: "production", BreakGlass: true, Reason: "again"}); !errors.Is(err, domain.ErrPrecondition) || !strings.Contains(err.Error(), "already holds production (production, champion)") {
+		t.Errorf("break glass into production again: %v", err)
+	}
+	if ps, _, _ := f.svc.ListPromotions(ctx, store.PromotionFilter{Model: "bc"}, store.Page{}); len(ps) != 2 {
+		t.Errorf("promotions recorded: %+v", ps)
+	}
+}
