@@ -143,3 +143,31 @@ func TestBucketStickiness(t *testing.T) {
 		t.Fatalf("%d of 10,000 keys moved, want about 1,000", moved)
 	}
 }
+
+// A shadow that speaks another protocol than the versions taking traffic
+// would never be sent a mirror: the policy is refused, and so is a split
+// that would give such a version traffic beside it.
+func TestShadowMustSpeakTheTrafficsProtocol(t *testing.T) {
+	svc, rts, _ := setup(t)
+	ctx := t.Context()
+	rts.mu.Lock()
+	rts.openai = map[int]bool{2: true}
+	rts.mu.Unlock()
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 100, 2: 0}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pol := domain.Routing{Shadow: &domain.Shadow{Version: 2, Percent: 50}}
+	if _, err := svc.SetRouting(ctx, "cd", "m", "production", pol, nil); !errors.Is(err, domain.ErrInvalid) ||
+		!strings.Contains(err.Error(), "shadow version 2 speaks openai but version 1, which takes traffic, speaks oip-v2") {
+		t.Fatalf("openai shadow of an oip-v2 split: %v", err)
+	}
+	if d, _ := svc.Get(ctx, "m", "production"); d.Routing.Shadow != nil || d.Revision != 1 {
+		t.Fatalf("a refused policy changed the deployment: %+v", d)
+	}
+	rts.mu.Lock()
+	rts.openai = map[int]bool{}
+	rts.mu.Unlock()
+	if _, err := svc.SetRouting(ctx, "cd", "m", "production", pol, nil); err != nil {
+		t.Fatalf("same-protocol shadow: %v", err)
+	}
+}

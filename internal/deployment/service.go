@@ -191,6 +191,7 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 	}
 	// Start every version before anything is recorded: a version that
 	// cannot run is refused here and the old traffic stays as it was.
+	protocols := make(map[int]runtime.Protocol, len(d.Versions))
 	for _, sv := range d.Versions {
 		v, err := s.cfg.Store.GetVersion(ctx, model, sv.Version)
 		if err != nil {
@@ -199,9 +200,16 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 		if v.State == domain.StateArchived {
 			return domain.Deployment{}, fmt.Errorf("version %d of model %q is archived and cannot be served: %w", v.Number, model, domain.ErrPrecondition)
 		}
-		if _, err := s.cfg.Runtimes.Start(ctx, v); err != nil {
+		ep, err := s.cfg.Runtimes.Start(ctx, v)
+		if err != nil {
 			return domain.Deployment{}, fmt.Errorf("%w: %w", err, domain.ErrPrecondition)
 		}
+		if protocols[sv.Version] = ep.Protocol; ep.Protocol == "" {
+			protocols[sv.Version] = runtime.ProtocolOIP // in process
+		}
+	}
+	if err := shadowSpeaksTheSame(d, protocols); err != nil {
+		return domain.Deployment{}, err
 	}
 	err = s.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		cur, err := tx.GetDeployment(ctx, model, env)
@@ -346,6 +354,23 @@ func (s *Service) SetRouting(ctx context.Context, actor, model, env string, rout
 		expected = &cur.Revision
 	}
 	return s.change(ctx, actor, model, env, spec{served: cur.Versions, stable: cur.Stable, routing: &routing}, expected)
+}
+
+// shadowSpeaksTheSame refuses a shadow whose protocol differs from a
+// version taking traffic: the gateway mirrors only requests the shadow
+// can answer, so such a shadow would never get one.
+func shadowSpeaksTheSame(d domain.Deployment, protocols map[int]runtime.Protocol) error {
+	sh := d.Routing.Shadow
+	if sh == nil {
+		return nil
+	}
+	for _, sv := range d.Versions {
+		if sv.Weight > 0 && protocols[sv.Version] != protocols[sh.Version] {
+			return fmt.Errorf("shadow version %d speaks %s but version %d, which takes traffic, speaks %s: a shadow gets copies of the requests the others answer, so it must speak their protocol: %w",
+				sh.Version, protocols[sh.Version], sv.Version, protocols[sv.Version], domain.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // upstreamName is the name a version's server knows the model by.

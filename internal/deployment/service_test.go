@@ -19,10 +19,12 @@ import (
 )
 
 // runtimes is a test double of the fleet: versions listed in broken fail
-// to start; started versions answer with a handler naming them.
+// to start; started versions answer with a handler naming them, speaking
+// the Open Inference Protocol unless listed in openai.
 type runtimes struct {
 	mu      sync.Mutex
 	broken  map[int]bool
+	openai  map[int]bool
 	running map[int]bool
 	starts  int
 }
@@ -37,8 +39,11 @@ func (r *runtimes) Start(_ context.Context, v domain.Version) (runtime.Endpoint,
 		r.starts++
 	}
 	r.running[v.Number] = true
-	n := v.Number
-	return runtime.Endpoint{Protocol: runtime.ProtocolOIP, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	n, proto := v.Number, runtime.ProtocolOIP
+	if r.openai[n] {
+		proto = runtime.ProtocolOpenAI
+	}
+	return runtime.Endpoint{Protocol: proto, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "version %d", n)
 	})}, nil
 }
