@@ -70,7 +70,8 @@ func score(d domain.Dataset, t *dataset.Table, labels, preds []float64, latencie
 }
 
 // taskMetrics computes one task's metrics by their names. On a subset (a
-// segment) ROC-AUC is left out where it is undefined (one class only).
+// segment) ROC-AUC is left out where it is undefined (one class only);
+// R² is left out of fewer than two rows, where it is undefined.
 func taskMetrics(task domain.Task, labels, preds []float64, subset bool) (map[string]float64, error) {
 	switch task {
 	case domain.TaskClassification:
@@ -98,7 +99,11 @@ func taskMetrics(task domain.Task, labels, preds []float64, subset bool) (map[st
 		if err != nil {
 			return nil, err
 		}
-		return map[string]float64{domain.MetricMAE: r.MAE, domain.MetricRMSE: r.RMSE, domain.MetricR2: r.R2}, nil
+		m := map[string]float64{domain.MetricMAE: r.MAE, domain.MetricRMSE: r.RMSE, domain.MetricR2: r.R2}
+		if r.Rows < 2 {
+			delete(m, domain.MetricR2) // undefined on one row (scikit-learn: nan)
+		}
+		return m, nil
 	}
 	return nil, fmt.Errorf("task %q is not classification or regression: %w", task, domain.ErrInvalid)
 }
