@@ -117,6 +117,16 @@ func (r *Route) Version(n int) *RouteVersion {
 	return nil
 }
 
+// IsDown reports whether version n is deployed but could not start.
+func (r *Route) IsDown(n int) bool {
+	for _, d := range r.Down {
+		if d.Version == n {
+			return true
+		}
+	}
+	return false
+}
+
 // StableVersion returns the served stable version, or nil when the route
 // has none (or it could not start).
 func (r *Route) StableVersion() *RouteVersion {

@@ -449,7 +449,10 @@ func (x *exchange) resolve(model, pin string) bool {
 			return false
 		}
 		x.pinned, x.routed = true, routedPin
-		if rv = route.Version(n); rv == nil {
+		if rv = route.Version(n); rv == nil && route.IsDown(n) {
+			x.fail(http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("version %d of model %q is deployed in environment %q but its runtime could not start (slipway deployment get shows why); versions answering: %s", n, model, x.env, servedList(route)))
+			return false
+		} else if rv == nil {
 			x.fail(http.StatusNotFound, "version_not_served", fmt.Sprintf("version %d of model %q is not served in environment %q; served versions: %s", n, model, x.env, servedList(route)))
 			return false
 		}

@@ -473,3 +473,24 @@ func TestRouteSwapUnderLoad(t *testing.T) {
 		t.Errorf("request failed during route swaps: %s", f)
 	}
 }
+
+// A deployed version whose runtime could not start keeps its share of
+// the split, which the stable version answers; pinned, it answers 503
+// saying why rather than 404 "not served".
+func TestVersionThatCouldNotStart(t *testing.T) {
+	r := route("fraud", "production", inProcess(1, 50, &fakeModel{}))
+	r.Stable, r.Down = 1, []deployment.DownVersion{{Version: 2, Weight: 50}}
+	h := newHarness(t, nil, r)
+	for i := range 20 {
+		if resp, b := h.do("POST", "/v2/models/fraud/infer", inferBody); resp.StatusCode != 200 || resp.Header.Get(HeaderVersion) != "1" {
+			t.Fatalf("request %d: %d %s from version %q, want the stable version's answer", i, resp.StatusCode, b, resp.Header.Get(HeaderVersion))
+		}
+	}
+	resp, b := h.do("POST", "/v2/models/fraud/versions/2/infer", inferBody)
+	if msg := oipError(t, b); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(msg, "could not start") {
+		t.Fatalf("pinned to the version that could not start: %d %q", resp.StatusCode, msg)
+	}
+	if resp, _ := h.do("POST", "/v2/models/fraud/versions/3/infer", inferBody); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("pinned to a version not deployed: %d", resp.StatusCode)
+	}
+}
