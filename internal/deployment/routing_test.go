@@ -145,9 +145,9 @@ func TestBucketStickiness(t *testing.T) {
 }
 
 // A shadow that speaks another protocol than the versions taking traffic
-// would never be sent a mirror: the policy is refused, and so is a split
-// that would give such a version traffic beside it.
-func TestShadowMustSpeakTheTrafficsProtocol(t *testing.T) {
+// would never be sent a mirror: the policy is refused; and versions of two
+// protocols may not both take traffic.
+func TestTrafficAndShadowSpeakOneProtocol(t *testing.T) {
 	svc, rts, _ := setup(t)
 	ctx := t.Context()
 	rts.mu.Lock()
@@ -163,6 +163,11 @@ func TestShadowMustSpeakTheTrafficsProtocol(t *testing.T) {
 	}
 	if d, _ := svc.Get(ctx, "m", "production"); d.Routing.Shadow != nil || d.Revision != 1 {
 		t.Fatalf("a refused policy changed the deployment: %+v", d)
+	}
+	// Versions taking traffic must speak one protocol too.
+	if _, err := svc.SetTraffic(ctx, "cd", "m", "production", map[int]int{1: 50, 2: 50}, 1, nil); !errors.Is(err, domain.ErrInvalid) ||
+		!strings.Contains(err.Error(), "version 1 speaks oip-v2 but version 2 speaks openai") {
+		t.Fatalf("split across protocols: %v", err)
 	}
 	rts.mu.Lock()
 	rts.openai = map[int]bool{}

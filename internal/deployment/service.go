@@ -208,7 +208,7 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 			protocols[sv.Version] = runtime.ProtocolOIP // in process
 		}
 	}
-	if err := shadowSpeaksTheSame(d, protocols); err != nil {
+	if err := oneProtocol(d, protocols); err != nil {
 		return domain.Deployment{}, err
 	}
 	err = s.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
@@ -356,10 +356,22 @@ func (s *Service) SetRouting(ctx context.Context, actor, model, env string, rout
 	return s.change(ctx, actor, model, env, spec{served: cur.Versions, stable: cur.Stable, routing: &routing}, expected)
 }
 
-// shadowSpeaksTheSame refuses a shadow whose protocol differs from a
-// version taking traffic: the gateway mirrors only requests the shadow
-// can answer, so such a shadow would never get one.
-func shadowSpeaksTheSame(d domain.Deployment, protocols map[int]runtime.Protocol) error {
+// oneProtocol refuses versions taking traffic that speak different
+// protocols — the callers of one would get 400 from the others — and a
+// shadow whose protocol differs from theirs: the gateway mirrors only
+// requests the shadow can answer, so such a shadow would never get one.
+func oneProtocol(d domain.Deployment, protocols map[int]runtime.Protocol) error {
+	first := 0
+	for _, sv := range d.Versions {
+		switch {
+		case sv.Weight == 0:
+		case first == 0:
+			first = sv.Version
+		case protocols[sv.Version] != protocols[first]:
+			return fmt.Errorf("version %d speaks %s but version %d speaks %s: versions that take traffic answer the same callers, so they must speak one protocol (serve the other at weight 0): %w",
+				first, protocols[first], sv.Version, protocols[sv.Version], domain.ErrInvalid)
+		}
+	}
 	sh := d.Routing.Shadow
 	if sh == nil {
 		return nil
