@@ -146,6 +146,19 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	if err := deployments.Restore(ctx); err != nil {
 		return fmt.Errorf("starting what is deployed: %w", err)
 	}
+	// A version whose runtime could not start (its server was down) is
+	// tried again every 10 s until it joins its split; the watch stops
+	// before the runtimes do (defers run in reverse).
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		deployments.WatchDown(watchCtx, 10*time.Second)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	evaluations := evalrun.New(evalrun.Config{Store: st, Versions: reg, Datasets: reg, Runtimes: fl, Clock: clk, Log: log})
 	// Nothing runs yet: an evaluation still running was cut short by the
 	// previous process and is failed before the API serves.
