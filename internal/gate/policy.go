@@ -132,6 +132,9 @@ func ParsePolicy(file string, data []byte) (domain.GatePolicy, error) {
 			if p.Approvals.Required == 0 {
 				return fail(line("approvals"), "approvals.role %s with required: 0 asks no one to approve; set required: 1 or more, or leave approvals out", role)
 			}
+			if role == domain.RoleViewer || role == domain.RoleAuthor {
+				return fail(line("approvals"), "approvals.role %s would let the people who read or push models approve them; use approver (the default), deployer or admin", role)
+			}
 			p.Approvals.Role = role
 		}
 	}

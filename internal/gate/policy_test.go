@@ -62,6 +62,8 @@ func TestParsePolicyRefusals(t *testing.T) {
 		{head + "approvals: {required: 11}\n", 5, "approvals.required is 11"},
 		{head + "approvals: {required: 1, role: boss}\n", 5, `approvals.role: role "boss"`},
 		{head + "approvals: {required: 1, who: x}\n", 5, `approvals: unknown field "who"`},
+		{head + "approvals: {required: 1, role: viewer}\n", 5, "approvals.role viewer would let"},
+		{head + "approvals: {required: 1, role: author}\n", 5, "approvals.role author would let"},
 		{head + "approvals: {required: 0}\n", 0, "would let every version through"},
 		{head + "approvals: {role: approver}\n", 5, "approvals.required is missing"},
 		{head + "approvals: {}\n", 5, "approvals.required is missing"},
