@@ -42,7 +42,8 @@ func datasetFormat(r *http.Request) (dataset.Format, error) {
 
 // pushDataset streams the body (the file) to the registry, which spools,
 // hashes and checks it before storing anything. Roles come in the query:
-// label (required), segment (repeatable), sensitive.
+// label (required), segment (repeatable), sensitive, task (classification
+// or regression; inferred from the labels when absent).
 func (s *Server) pushDataset(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if err := domain.ValidateName("dataset", name); err != nil {
@@ -55,9 +56,9 @@ func (s *Server) pushDataset(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "format", "label", "segment", "sensitive":
+		case "format", "label", "segment", "sensitive", "task":
 		default:
-			return fmt.Errorf("query parameter %q is not one of format, label, segment, sensitive: %w", k, domain.ErrInvalid)
+			return fmt.Errorf("query parameter %q is not one of format, label, segment, sensitive, task: %w", k, domain.ErrInvalid)
 		}
 	}
 	if r.ContentLength > s.maxDataset {
@@ -65,7 +66,7 @@ func (s *Server) pushDataset(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.reg.PushDataset(r.Context(), actor(r), registry.DatasetPush{
 		Name: name, Format: format, Body: http.MaxBytesReader(w, r.Body, s.maxDataset+1), MaxBytes: s.maxDataset,
-		Roles: dataset.Roles{Label: q.Get("label"), Segments: q["segment"], Sensitive: q.Get("sensitive")},
+		Roles: dataset.Roles{Label: q.Get("label"), Segments: q["segment"], Sensitive: q.Get("sensitive"), Task: domain.Task(q.Get("task"))},
 	})
 	var tooBig *registry.ErrDatasetTooLarge
 	if errors.As(err, &tooBig) {

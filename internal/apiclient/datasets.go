@@ -15,6 +15,8 @@ type DatasetRoles struct {
 	Label     string
 	Segments  []string
 	Sensitive string
+	// Task is classification or regression; "" lets the server infer it.
+	Task string
 }
 
 // PushDataset streams a dataset file (format "csv" or "jsonl", size bytes
@@ -27,6 +29,9 @@ func (c *Client) PushDataset(ctx context.Context, name, format string, roles Dat
 	}
 	if roles.Sensitive != "" {
 		q.Set("sensitive", roles.Sensitive)
+	}
+	if roles.Task != "" {
+		q.Set("task", roles.Task)
 	}
 	req, err := c.newRequest(ctx, http.MethodPost, "/api/v1/datasets/"+url.PathEscape(name), q, body)
 	if err != nil {

@@ -51,13 +51,16 @@ func newDatasetPushCmd(g *globals) *cobra.Command {
 	var roles apiclient.DatasetRoles
 	var format string
 	cmd := &cobra.Command{
-		Use:   "push NAME FILE --label COL [--segment COL]... [--sensitive COL]",
+		Use:   "push NAME FILE --label COL [--segment COL]... [--sensitive COL] [--task classification|regression]",
 		Short: "Store an evaluation dataset (CSV with a header, or JSON Lines) as the next version of NAME",
 		Long: `Store an evaluation dataset (CSV with a header, or JSON Lines) as the next
 version of NAME: NAME@1, NAME@2 … The server keeps the file by its sha256
 digest with the schema it infers (column names, types, missing values) and
 the roles you give: the label column (required; 0/1 or true/false labels make
-a classification dataset, other numbers a regression one), segment columns
+a classification dataset, other numbers a regression one — whole numbers
+with 3 to 20 distinct values look like a multi-class label, which slipway
+does not evaluate, and are refused unless --task regression says they are
+quantities), segment columns
 (metrics per value) and a sensitive column (fairness gaps between its
 groups). A missing, NaN or non-numeric label is refused with its row.
 
@@ -98,6 +101,7 @@ stores nothing and prints the version that already holds them.`,
 	cmd.Flags().StringVar(&roles.Label, "label", "", "the label column (required)")
 	cmd.Flags().StringArrayVar(&roles.Segments, "segment", nil, "a column to report metrics per value of (repeatable)")
 	cmd.Flags().StringVar(&roles.Sensitive, "sensitive", "", "the column to compute fairness gaps over")
+	cmd.Flags().StringVar(&roles.Task, "task", "", "classification (0/1 labels) or regression; inferred from the labels when left out")
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default: from the file's extension)")
 	_ = cmd.MarkFlagRequired("label")
 	g.addOutput(cmd)

@@ -69,6 +69,9 @@ type Roles struct {
 	Label     string
 	Segments  []string
 	Sensitive string
+	// Task, when set, says what the label is instead of inferring it
+	// from the values (see Table.Labels).
+	Task domain.Task
 }
 
 // Limits on what one dataset may hold.

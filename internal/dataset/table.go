@@ -194,18 +194,33 @@ func truncate(s string) string {
 	return s
 }
 
-// Labels returns the label column as numbers and the task it implies:
-// classification when every label is 0, 1, true or false, regression for
-// other numbers. A missing, NaN, infinite or textual label is refused with
-// the first row that holds one.
-func (t *Table) Labels() ([]float64, domain.Task, error) {
+// maxClasses bounds the distinct whole-number labels read as a class
+// index rather than a quantity when the task is inferred.
+const maxClasses = 20
+
+// Labels returns the label column as numbers and the task: want when
+// given (classification needs every label 0, 1, true or false), else the
+// task the labels imply — classification when every label is 0, 1, true
+// or false, regression for other numbers. Whole numbers from 0 with 3 to
+// 20 distinct values look like the classes of a multi-class label, which
+// slipway does not evaluate; inferring refuses them, and want =
+// regression reads them as quantities. A missing, NaN, infinite or
+// textual label is refused with the first row that holds one.
+func (t *Table) Labels(want domain.Task) ([]float64, domain.Task, error) {
 	name := t.Schema.Label
 	cells := t.Text(name)
 	if cells == nil {
 		return nil, "", fmt.Errorf("label column %q is not in the dataset: %w", name, domain.ErrInvalid)
 	}
+	switch want {
+	case "", domain.TaskClassification, domain.TaskRegression:
+	default:
+		return nil, "", fmt.Errorf("task %q is not classification or regression: %w", truncate(string(want)), domain.ErrInvalid)
+	}
 	out := make([]float64, len(cells))
-	binary := true
+	binary, whole := true, true
+	classes := map[float64]bool{}
+	firstOther := -1
 	for r, v := range cells {
 		f, ok, err := number(v)
 		switch {
@@ -217,10 +232,26 @@ func (t *Table) Labels() ([]float64, domain.Task, error) {
 			return nil, "", fmt.Errorf("label column %q at %s is %s; labels must be finite numbers: %w", name, t.where(r), v, domain.ErrInvalid)
 		}
 		out[r] = f
+		if f != 0 && f != 1 && firstOther < 0 {
+			firstOther = r
+		}
 		binary = binary && (f == 0 || f == 1)
+		whole = whole && f >= 0 && f == math.Trunc(f)
+		if whole && len(classes) <= maxClasses {
+			classes[f] = true
+		}
 	}
-	if binary {
+	switch {
+	case want == domain.TaskClassification && !binary:
+		return nil, "", fmt.Errorf("label column %q at %s is %s; a classification label is 0, 1, true or false (slipway evaluates binary classification): %w",
+			name, t.where(firstOther), cells[firstOther], domain.ErrInvalid)
+	case want != "":
+		return out, want, nil
+	case binary:
 		return out, domain.TaskClassification, nil
+	case whole && len(classes) >= 3 && len(classes) <= maxClasses:
+		return nil, "", fmt.Errorf("label column %q holds %d distinct whole numbers from 0, like the classes of a multi-class label, which slipway does not evaluate (binary classification takes 0/1 labels); if the label is a quantity to predict, push with --task regression: %w",
+			name, len(classes), domain.ErrInvalid)
 	}
 	return out, domain.TaskRegression, nil
 }

@@ -42,7 +42,7 @@ func TestReadCSV(t *testing.T) {
 	if _, err := tb.Numbers("seg"); err == nil || !strings.Contains(err.Error(), "row 1 (line 2)") {
 		t.Errorf("text as numbers: %v", err)
 	}
-	labels, task, err := tb.Labels()
+	labels, task, err := tb.Labels("")
 	if err != nil || task != domain.TaskClassification || !slices.Equal(labels, []float64{1, 0, 1}) {
 		t.Errorf("labels = %v %s %v", labels, task, err)
 	}
@@ -65,7 +65,7 @@ func TestReadJSONL(t *testing.T) {
 	if x[0] != 1 || !math.IsNaN(x[1]) || !math.IsNaN(x[2]) {
 		t.Errorf("x = %v", x)
 	}
-	labels, task, err := tb.Labels()
+	labels, task, err := tb.Labels("")
 	if err != nil || task != domain.TaskRegression || !slices.Equal(labels, []float64{2.5, -1, 0}) {
 		t.Errorf("labels = %v %s %v", labels, task, err)
 	}
@@ -93,7 +93,7 @@ func TestLabelRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tb, err := load(t, tc.in, tc.format, Roles{Label: "y"})
 			if err == nil {
-				_, _, err = tb.Labels()
+				_, _, err = tb.Labels("")
 			}
 			if !errors.Is(err, domain.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want ErrInvalid containing %q", err, tc.want)
@@ -125,7 +125,7 @@ func FuzzRead(f *testing.F) {
 		if tb.Rows() != s.Rows {
 			t.Fatalf("Read %d rows, Inspect %d", tb.Rows(), s.Rows)
 		}
-		labels, _, err := tb.Labels()
+		labels, _, err := tb.Labels("")
 		if err == nil && len(labels) != s.Rows {
 			t.Fatalf("%d labels for %d rows", len(labels), s.Rows)
 		}

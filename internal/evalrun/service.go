@@ -293,7 +293,7 @@ func (s *Service) load(ctx context.Context, r *run) error {
 		return fmt.Errorf("reading dataset %s: %w", r.d.Ref(), err)
 	}
 	var task domain.Task
-	if r.labels, task, err = r.table.Labels(); err != nil {
+	if r.labels, task, err = r.table.Labels(r.d.Task); err != nil {
 		return err
 	}
 	if task != r.d.Task {

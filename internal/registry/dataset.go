@@ -145,7 +145,7 @@ func inspectDataset(f *os.File, format dataset.Format, roles dataset.Roles) (dat
 	if err != nil {
 		return dataset.Schema{}, "", err
 	}
-	_, task, err := t.Labels()
+	_, task, err := t.Labels(roles.Task)
 	if err != nil {
 		return dataset.Schema{}, "", err
 	}
@@ -174,7 +174,7 @@ func (r *Registry) sameDataset(ctx context.Context, rd store.Reader, d domain.Da
 		return nil, err
 	}
 	for _, o := range ds {
-		if o.Label == d.Label && o.Sensitive == d.Sensitive && slices.Equal(o.Segments, d.Segments) {
+		if o.Label == d.Label && o.Sensitive == d.Sensitive && slices.Equal(o.Segments, d.Segments) && o.Task == d.Task {
 			return &o, nil
 		}
 	}
