@@ -444,7 +444,7 @@ func (x *exchange) resolve(model, pin string) bool {
 	var rv *deployment.RouteVersion
 	if pin != "" {
 		n, err := strconv.Atoi(pin)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || pin != strconv.Itoa(n) { // "+1" and "01" are not how versions are named
 			x.fail(http.StatusBadRequest, "invalid_version", fmt.Sprintf("version %q is not a version number (1, 2, 3 …)", truncate(pin, 40)))
 			return false
 		}

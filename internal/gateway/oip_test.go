@@ -160,6 +160,8 @@ func TestVersionPin(t *testing.T) {
 		{"/v2/models/fraud/versions/1/infer", 200, "1", ""},
 		{"/v2/models/fraud/versions/7/infer", 404, "", "served versions: 1, 2"},
 		{"/v2/models/fraud/versions/champion/infer", 400, "", "not a version number"},
+		{"/v2/models/fraud/versions/+1/infer", 400, "", "not a version number"},
+		{"/v2/models/fraud/versions/01/infer", 400, "", "not a version number"},
 		{"/v2/models/fraud/versions//infer", 404, "", "no inference endpoint"},
 		{"/v2/models/fraud/versions/2/explain", 404, "", "no inference endpoint"},
 	}
