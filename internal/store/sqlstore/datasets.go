@@ -58,20 +58,11 @@ func (r *reader) ListDatasets(ctx context.Context, f store.DatasetFilter, p stor
 		}
 		afterName = n
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + datasetCols + ` FROM datasets WHERE (name > ? OR (name = ? AND number > ?))`)
-	args := []any{afterName, afterName, afterNumber}
-	if f.Name != "" {
-		b.WriteString(` AND name = ?`)
-		args = append(args, f.Name)
-	}
-	if f.Digest != "" {
-		b.WriteString(` AND digest = ?`)
-		args = append(args, f.Digest)
-	}
-	b.WriteString(` ORDER BY name, number LIMIT ?`)
-	args = append(args, p.Limit+1)
-	ds, err := queryAll(ctx, r.q, r.d.rebind(b.String()), args, p.Limit+1, scanDataset)
+	w := newWhere(`SELECT `+datasetCols+` FROM datasets WHERE (name > ? OR (name = ? AND number > ?))`, afterName, afterName, afterNumber)
+	w.and(f.Name != "", `name = ?`, f.Name)
+	w.and(f.Digest != "", `digest = ?`, f.Digest)
+	query, args := w.end(`ORDER BY name, number LIMIT ?`, p.Limit+1)
+	ds, err := queryAll(ctx, r.q, r.d.rebind(query), args, p.Limit+1, scanDataset)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list datasets")
 	}

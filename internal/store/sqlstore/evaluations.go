@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	gojson "github.com/goccy/go-json"
 
@@ -45,40 +44,17 @@ func (r *reader) GetEvaluation(ctx context.Context, id int64) (domain.Evaluation
 
 // evaluationQuery builds a filtered listing, ascending or descending by ID.
 func evaluationQuery(f store.EvaluationFilter, after int64, desc bool, limit int) (string, []any) {
-	var b strings.Builder
-	b.WriteString(`SELECT ` + evaluationCols + ` FROM evaluations WHERE id > ?`)
-	args := []any{after}
-	if f.Model != "" {
-		b.WriteString(` AND model = ?`)
-		args = append(args, f.Model)
-	}
-	if f.Version != 0 {
-		b.WriteString(` AND version = ?`)
-		args = append(args, f.Version)
-	}
-	if f.DatasetDigest != "" {
-		b.WriteString(` AND dataset_digest = ?`)
-		args = append(args, f.DatasetDigest)
-	}
-	if f.Dataset != "" {
-		b.WriteString(` AND dataset = ?`)
-		args = append(args, f.Dataset)
-	}
-	if f.DatasetVersion != 0 {
-		b.WriteString(` AND dataset_version = ?`)
-		args = append(args, f.DatasetVersion)
-	}
-	if f.Status != "" {
-		b.WriteString(` AND status = ?`)
-		args = append(args, string(f.Status))
-	}
+	w := newWhere(`SELECT `+evaluationCols+` FROM evaluations WHERE id > ?`, after)
+	w.and(f.Model != "", `model = ?`, f.Model)
+	w.and(f.Version != 0, `version = ?`, f.Version)
+	w.and(f.DatasetDigest != "", `dataset_digest = ?`, f.DatasetDigest)
+	w.and(f.Dataset != "", `dataset = ?`, f.Dataset)
+	w.and(f.DatasetVersion != 0, `dataset_version = ?`, f.DatasetVersion)
+	w.and(f.Status != "", `status = ?`, string(f.Status))
 	if desc {
-		b.WriteString(` ORDER BY id DESC LIMIT ?`)
-	} else {
-		b.WriteString(` ORDER BY id LIMIT ?`)
+		return w.end(`ORDER BY id DESC LIMIT ?`, limit)
 	}
-	args = append(args, limit)
-	return b.String(), args
+	return w.end(`ORDER BY id LIMIT ?`, limit)
 }
 
 // ListEvaluations pages through evaluations in ID order.

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	gojson "github.com/goccy/go-json"
 
@@ -111,30 +110,14 @@ func (r *reader) ListPromotions(ctx context.Context, f store.PromotionFilter, p 
 	if err != nil {
 		return nil, "", fmt.Errorf("list promotions: %w", err)
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + promotionCols + ` FROM promotions WHERE 1 = 1`)
-	var args []any
-	add := func(cond string, v any) {
-		b.WriteString(cond)
-		args = append(args, v)
-	}
-	if before > 0 {
-		add(` AND id < ?`, before)
-	}
-	if f.Model != "" {
-		add(` AND model = ?`, f.Model)
-	}
-	if f.Environment != "" {
-		add(` AND environment = ?`, f.Environment)
-	}
-	if f.State != "" {
-		add(` AND state = ?`, string(f.State))
-	}
-	if f.Version != 0 {
-		add(` AND version = ?`, f.Version)
-	}
-	add(` ORDER BY id DESC LIMIT ?`, p.Limit+1)
-	ps, err := queryAll(ctx, r.q, r.d.rebind(b.String()), args, p.Limit+1, scanPromotion)
+	w := newWhere(`SELECT ` + promotionCols + ` FROM promotions WHERE 1 = 1`)
+	w.and(before > 0, `id < ?`, before)
+	w.and(f.Model != "", `model = ?`, f.Model)
+	w.and(f.Environment != "", `environment = ?`, f.Environment)
+	w.and(f.State != "", `state = ?`, string(f.State))
+	w.and(f.Version != 0, `version = ?`, f.Version)
+	query, args := w.end(`ORDER BY id DESC LIMIT ?`, p.Limit+1)
+	ps, err := queryAll(ctx, r.q, r.d.rebind(query), args, p.Limit+1, scanPromotion)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list promotions")
 	}

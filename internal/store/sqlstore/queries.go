@@ -122,3 +122,30 @@ func listAuditQuery(f store.AuditFilter, after int64, limit int) (string, []any)
 	args = append(args, limit)
 	return b.String(), args
 }
+
+// where builds a listing's SQL: a base query with its arguments, then one
+// condition per filter field that is set, then the tail (order, limit).
+type where struct {
+	b    strings.Builder
+	args []any
+}
+
+func newWhere(base string, args ...any) *where {
+	w := &where{args: args}
+	w.b.WriteString(base)
+	return w
+}
+
+// and adds " AND expr" with its arguments when set.
+func (w *where) and(set bool, expr string, args ...any) {
+	if set {
+		w.b.WriteString(" AND " + expr)
+		w.args = append(w.args, args...)
+	}
+}
+
+// end appends the tail and returns the query and its arguments.
+func (w *where) end(tail string, args ...any) (string, []any) {
+	w.b.WriteString(" " + tail)
+	return w.b.String(), append(w.args, args...)
+}

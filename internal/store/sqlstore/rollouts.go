@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -64,33 +63,15 @@ func (r *reader) ListRollouts(ctx context.Context, f store.RolloutFilter, p stor
 			return nil, "", fmt.Errorf("list rollouts: %w", err)
 		}
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + rolloutCols + ` FROM rollouts WHERE 1 = 1`)
-	var args []any
-	add := func(cond string, v any) {
-		b.WriteString(cond)
-		args = append(args, v)
-	}
-	if before > 0 {
-		add(` AND id < ?`, before)
-	}
-	if f.Model != "" {
-		add(` AND model = ?`, f.Model)
-	}
-	if f.Environment != "" {
-		add(` AND environment = ?`, f.Environment)
-	}
-	if f.Phase != "" {
-		add(` AND phase = ?`, string(f.Phase))
-	}
-	if f.Active {
-		b.WriteString(` AND phase IN ` + activePhases)
-	}
-	if f.NotInEffect {
-		b.WriteString(` AND in_effect = 0`)
-	}
-	add(` ORDER BY id DESC LIMIT ?`, p.Limit+1)
-	rs, err := queryAll(ctx, r.q, r.d.rebind(b.String()), args, p.Limit+1, scanRollout)
+	w := newWhere(`SELECT ` + rolloutCols + ` FROM rollouts WHERE 1 = 1`)
+	w.and(before > 0, `id < ?`, before)
+	w.and(f.Model != "", `model = ?`, f.Model)
+	w.and(f.Environment != "", `environment = ?`, f.Environment)
+	w.and(f.Phase != "", `phase = ?`, string(f.Phase))
+	w.and(f.Active, `phase IN `+activePhases)
+	w.and(f.NotInEffect, `in_effect = 0`)
+	query, args := w.end(`ORDER BY id DESC LIMIT ?`, p.Limit+1)
+	rs, err := queryAll(ctx, r.q, r.d.rebind(query), args, p.Limit+1, scanRollout)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list rollouts")
 	}

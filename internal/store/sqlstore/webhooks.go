@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/domain"
@@ -132,24 +131,12 @@ func (r *reader) ListDeliveries(ctx context.Context, f store.DeliveryFilter, p s
 	if err != nil {
 		return nil, "", fmt.Errorf("list webhook deliveries: %w", err)
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE 1 = 1`)
-	var args []any
-	if before > 0 {
-		b.WriteString(` AND id < ?`)
-		args = append(args, before)
-	}
-	if f.WebhookID != "" {
-		b.WriteString(` AND webhook_id = ?`)
-		args = append(args, f.WebhookID)
-	}
-	if f.Status != "" {
-		b.WriteString(` AND status = ?`)
-		args = append(args, string(f.Status))
-	}
-	b.WriteString(` ORDER BY id DESC LIMIT ?`)
-	args = append(args, p.Limit+1)
-	ds, err := queryAll(ctx, r.q, r.d.rebind(b.String()), args, p.Limit+1, scanDelivery)
+	w := newWhere(`SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE 1 = 1`)
+	w.and(before > 0, `id < ?`, before)
+	w.and(f.WebhookID != "", `webhook_id = ?`, f.WebhookID)
+	w.and(f.Status != "", `status = ?`, string(f.Status))
+	query, args := w.end(`ORDER BY id DESC LIMIT ?`, p.Limit+1)
+	ds, err := queryAll(ctx, r.q, r.d.rebind(query), args, p.Limit+1, scanDelivery)
 	if err != nil {
 		return nil, "", r.d.wrap(err, "list webhook deliveries")
 	}
