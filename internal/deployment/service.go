@@ -2,8 +2,9 @@
 // model, with what traffic weights. A change starts the runtimes it needs
 // first, then records the new deployment and its audit entry in one
 // transaction, then publishes a new routing Table for the gateway. A version
-// that cannot start leaves the old traffic untouched. Rollouts will move
-// weights through this same service.
+// that cannot start leaves the old traffic untouched. Rollouts move
+// weights through this same service (ApplySplit), and people may not
+// change a split while a rollout holds it.
 package deployment
 
 import (
@@ -103,7 +104,7 @@ func (s *Service) Deploy(ctx context.Context, actor, model, ref, env string, exp
 		return domain.Deployment{}, err
 	}
 	return s.change(ctx, actor, model, env, spec{
-		served: []domain.ServedVersion{{Version: v.Number, Weight: 100}}, stable: v.Number, dropVersionRules: true,
+		served: []domain.ServedVersion{{Version: v.Number, Weight: 100}}, stable: v.Number, dropVersionRules: true, manual: true,
 	}, expectedRevision)
 }
 
@@ -123,7 +124,7 @@ func (s *Service) SetTraffic(ctx context.Context, actor, model, env string, weig
 	for v, w := range weights {
 		served = append(served, domain.ServedVersion{Version: v, Weight: w})
 	}
-	return s.change(ctx, actor, model, env, spec{served: served, stable: stable}, expectedRevision)
+	return s.change(ctx, actor, model, env, spec{served: served, stable: stable, manual: true}, expectedRevision)
 }
 
 func (s *Service) resolve(ctx context.Context, model, ref string) (domain.Version, error) {
@@ -146,6 +147,9 @@ type spec struct {
 	exactFaults bool
 	// action names the audit entry (default "deployment.set").
 	action string
+	// manual marks a person's change of the split or routing, refused
+	// while a rollout holds the deployment (split.go).
+	manual bool
 }
 
 // change is every deployment change: validate, start what must run, then
@@ -216,6 +220,11 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 		exists := err == nil
 		if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return err
+		}
+		if sp.manual {
+			if err := heldByRollout(ctx, tx, model, env); err != nil {
+				return err
+			}
 		}
 		if expected != nil && *expected != cur.Revision {
 			return fmt.Errorf("deployment of %q in %s is at revision %d, expected %d (someone changed it; re-read and retry): %w", model, env, cur.Revision, *expected, domain.ErrConflict)
@@ -353,7 +362,7 @@ func (s *Service) SetRouting(ctx context.Context, actor, model, env string, rout
 	if expected == nil {
 		expected = &cur.Revision
 	}
-	return s.change(ctx, actor, model, env, spec{served: cur.Versions, stable: cur.Stable, routing: &routing}, expected)
+	return s.change(ctx, actor, model, env, spec{served: cur.Versions, stable: cur.Stable, routing: &routing, manual: true}, expected)
 }
 
 // oneProtocol refuses versions taking traffic that speak different

@@ -28,8 +28,10 @@ type Rollout struct {
 	CandidateRef string `json:"candidate_ref"`
 	// Spec is the YAML as applied; the plan is expanded from it.
 	Spec string `json:"spec"`
-	// PromotionID is the approved promotion this rollout carries out (0:
-	// none); reaching Promoting completes it.
+	// PromotionID is the completed promotion that let the candidate into
+	// the environment (0: the environment has no gate policy). The
+	// promotion moved the environment's aliases when it was approved; the
+	// rollout moves traffic, and puts the aliases back if it fails.
 	PromotionID int64 `json:"promotion_id,omitempty"`
 
 	Phase RolloutPhase `json:"phase"`

@@ -1,5 +1,5 @@
 // Package notify owns slipway's outgoing webhooks: the events other
-// packages raise (promotion.*, later rollout.*), the subscriptions that
+// packages raise (promotion.*, rollout.*), the subscriptions that
 // select them, and their delivery as signed CloudEvents 1.0 over HTTP.
 //
 // It is a transactional outbox. Enqueue writes one delivery row per
@@ -45,6 +45,21 @@ const (
 	// (superseded by another, its policy changed, its version archived).
 	TypePromotionCancelled = "promotion.cancelled"
 
+	// Rollout events: each transition of a rollout (rollout.step when it
+	// moves to its next step), with the verdict and evidence that moved
+	// it when the judge did.
+	TypeRolloutStarted          = "rollout.started"
+	TypeRolloutStep             = "rollout.step"
+	TypeRolloutPaused           = "rollout.paused"
+	TypeRolloutResumed          = "rollout.resumed"
+	TypeRolloutAwaitingApproval = "rollout.awaiting_approval"
+	TypeRolloutPromoting        = "rollout.promoting"
+	TypeRolloutSucceeded        = "rollout.succeeded"
+	TypeRolloutAborted          = "rollout.aborted"
+	TypeRolloutRolledBack       = "rollout.rolled_back"
+	TypeRolloutFailed           = "rollout.failed"
+	TypeRolloutSuperseded       = "rollout.superseded"
+
 	// TypePing is what `slipway webhook test` sends to one webhook,
 	// whatever it subscribes to. Enqueue refuses it.
 	TypePing = "webhook.ping"
@@ -62,6 +77,17 @@ var EventTypes = []string{
 	TypePromotionApproved,
 	TypePromotionCompleted,
 	TypePromotionCancelled,
+	TypeRolloutStarted,
+	TypeRolloutStep,
+	TypeRolloutPaused,
+	TypeRolloutResumed,
+	TypeRolloutAwaitingApproval,
+	TypeRolloutPromoting,
+	TypeRolloutSucceeded,
+	TypeRolloutAborted,
+	TypeRolloutRolledBack,
+	TypeRolloutFailed,
+	TypeRolloutSuperseded,
 }
 
 // MaxDataBytes caps an event's JSON payload.

@@ -141,8 +141,6 @@ type Actions struct {
 	Stable      int
 	// Aliases, when set, should point at Aliases.To.
 	Aliases *AliasMove
-	// CompletePromotion, when not 0, is the promotion to mark completed.
-	CompletePromotion int64
 }
 
 // AliasMove points the environment's aliases at To. From, when not 0,
@@ -223,8 +221,11 @@ func Desired(r domain.Rollout) Actions {
 	case r.Phase == domain.RolloutPromoting || r.Phase == domain.RolloutSucceeded:
 		a.Stable = r.Candidate
 		a.Aliases = &AliasMove{Aliases: aliases, To: r.Candidate}
-		a.CompletePromotion = r.PromotionID
-	case r.AliasesMoved && r.Phase.Terminal():
+	case r.Phase.Terminal() && (r.AliasesMoved || r.Phase != domain.RolloutSuperseded):
+		// A rollout that ended without the candidate puts the aliases
+		// still pointing at it back on the baseline: the promotion that
+		// let the candidate in moved them when it was approved, and a
+		// rollback must leave the aliases naming what serves.
 		a.Aliases = &AliasMove{Aliases: aliases, From: r.Candidate, To: r.Baseline}
 	case r.AliasesMoved:
 		// Paused after the switch (the controller missed its deadline):

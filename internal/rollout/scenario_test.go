@@ -43,7 +43,7 @@ import (
 //	step=N run=N traffic=B/C shadow=P sticky=KEY retired=yes|no
 //	events=TYPE,TYPE|none  changed=yes|no  apply=yes|no  judge=MODE|none
 //	smoke=yes|no  wake=DURATION|none  verdicts=N  approvals=N
-//	aliases=none|VERSION  from=VERSION  stable=VERSION  promotion=ID
+//	aliases=none|VERSION  from=VERSION  stable=VERSION
 //	by=NAME|none (who caused the last transition)
 //	reason=WORDS  cmderr=WORDS  (words with _ for spaces, matched as substrings)
 //	outcome=OUTCOME (of the last verdict)
@@ -332,8 +332,6 @@ func (s *scenarioRun) check(where string, checks []string, d Decision) {
 			}
 		case "stable":
 			got = strconv.Itoa(Desired(r).Stable)
-		case "promotion":
-			got = strconv.FormatInt(Desired(r).CompletePromotion, 10)
 		case "reason":
 			if !strings.Contains(r.Reason, words(want)) {
 				t.Errorf("%s: reason %q does not contain %q", where, r.Reason, words(want))
