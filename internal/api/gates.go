@@ -40,14 +40,13 @@ func gateActor(r *http.Request) gate.Actor {
 type ApplyResponse struct {
 	Kind       string            `json:"kind"`
 	GatePolicy *gate.ApplyResult `json:"gate_policy,omitempty"`
+	// Rollout is the rollout a kind: Rollout document started.
+	Rollout *domain.Rollout `json:"rollout,omitempty"`
 }
 
 // apply takes one YAML document (the body; ?file= names it in errors) and
 // dispatches it on its kind.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
-	if s.gates == nil {
-		return errNoGates
-	}
 	file := r.URL.Query().Get("file")
 	if file == "" {
 		file = "request body"
@@ -68,6 +67,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch kind {
 	case "GatePolicy":
+		if s.gates == nil {
+			return errNoGates
+		}
 		res, err := s.gates.ApplyPolicy(r.Context(), gateActor(r), file, data)
 		if err != nil {
 			return err
@@ -78,10 +80,12 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 		}
 		writeJSON(w, status, ApplyResponse{Kind: kind, GatePolicy: &res})
 		return nil
+	case "Rollout":
+		return s.applyRollout(w, r, file, data)
 	case "":
-		return fmt.Errorf("%s has no kind; slipway apply takes kind: GatePolicy: %w", file, domain.ErrInvalid)
+		return fmt.Errorf("%s has no kind; slipway apply takes kind: GatePolicy or kind: Rollout: %w", file, domain.ErrInvalid)
 	}
-	return fmt.Errorf("%s: kind %q is not one slipway applies (GatePolicy): %w", file, truncateField(kind), domain.ErrInvalid)
+	return fmt.Errorf("%s: kind %q is not one slipway applies (GatePolicy, Rollout): %w", file, truncateField(kind), domain.ErrInvalid)
 }
 
 func truncateField(s string) string {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/auth"
+	"github.com/slipway-ml/slipway/internal/controller"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/evalrun"
@@ -55,6 +57,9 @@ type Config struct {
 	// Gates applies gate policies and runs promotions; nil turns those
 	// endpoints into 503.
 	Gates *gate.Service
+	// Rollouts starts, lists and commands rollouts; nil turns those
+	// endpoints into 503.
+	Rollouts *controller.Controller
 	// Ready reports whether the server accepts traffic (false while
 	// shutting down).
 	Ready func() bool
@@ -81,6 +86,7 @@ type Server struct {
 	maxDataset  int64
 	webhooks    *notify.Service
 	gates       *gate.Service
+	rollouts    *controller.Controller
 	ready       func() bool
 	handler     http.Handler
 	gatherer    prometheus.Gatherer
@@ -111,6 +117,7 @@ func New(c Config) *Server {
 	s.webhooks = c.Webhooks
 	s.tracer = newTracer(c.TracerProvider)
 	s.gates = c.Gates
+	s.rollouts = c.Rollouts
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -199,7 +206,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/tokens", domain.RoleAdmin, s.createToken},
 		{"GET /api/v1/tokens", domain.RoleAdmin, s.listTokens},
 		{"DELETE /api/v1/tokens/{name}", domain.RoleAdmin, s.revokeToken},
-	}, append(s.webhookRoutes(), s.gateRoutes()...)...)
+	}, slices.Concat(s.webhookRoutes(), s.gateRoutes(), s.rolloutRoutes())...)
 }
 
 // guard authenticates the caller, checks the role and maps errors.
