@@ -188,13 +188,13 @@ func TestStartRefusals(t *testing.T) {
 		spec string
 		want error
 	}{
-		"candidate serves":  {strings.Replace(canary, `candidate: "2"`, `candidate: "1"`, 1), domain.ErrPrecondition},
-		"no such version":   {strings.Replace(canary, `candidate: "2"`, `candidate: "9"`, 1), domain.ErrNotFound},
-		"no such alias":     {strings.Replace(canary, `candidate: "2"`, `candidate: "@nope"`, 1), domain.ErrNotFound},
-		"not deployed":      {strings.Replace(canary, "environment: production", "environment: staging", 1), domain.ErrPrecondition},
-		"unknown env":       {strings.Replace(canary, "environment: production", "environment: moon", 1), domain.ErrInvalid},
-		"yaml":              {canary + "  bogus: 1\n", nil},
-		"unknown rule":      {strings.Replace(canary, "error_rate", "happiness", 1), nil},
+		"candidate serves": {strings.Replace(canary, `candidate: "2"`, `candidate: "1"`, 1), domain.ErrPrecondition},
+		"no such version":  {strings.Replace(canary, `candidate: "2"`, `candidate: "9"`, 1), domain.ErrNotFound},
+		"no such alias":    {strings.Replace(canary, `candidate: "2"`, `candidate: "@nope"`, 1), domain.ErrNotFound},
+		"not deployed":     {strings.Replace(canary, "environment: production", "environment: staging", 1), domain.ErrPrecondition},
+		"unknown env":      {strings.Replace(canary, "environment: production", "environment: moon", 1), domain.ErrInvalid},
+		"yaml":             {canary + "  bogus: 1\n", nil},
+		"unknown rule":     {strings.Replace(canary, "error_rate", "happiness", 1), nil},
 	}
 	for name, c := range cases {
 		_, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(c.spec), controller.StartOptions{})

@@ -215,7 +215,9 @@ func (e *env) audit(id int64) []string {
 	return out
 }
 
-func metricsKey(v int) metrics.Key { return metrics.Key{Model: "bc", Environment: "production", Version: v} }
+func metricsKey(v int) metrics.Key {
+	return metrics.Key{Model: "bc", Environment: "production", Version: v}
+}
 
 func storeAll() store.RolloutFilter { return store.RolloutFilter{} }
 
