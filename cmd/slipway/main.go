@@ -16,7 +16,7 @@ func main() {
 			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, EgressAllow: o.EgressAllow, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
 			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
 			Gateway: app.GatewayResilience(o.Resilience), Limits: app.GatewayLimits(o.Limits), OTLPEndpoint: o.OTLPEndpoint,
-			FaultInjectionEnvs: o.FaultInjectionEnvs,
+			FaultInjectionEnvs: o.FaultInjectionEnvs, Rollouts: app.Rollouts(o.Rollouts),
 		}, nil)
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, serve))

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/artifact"
 	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/clock"
+	"github.com/slipway-ml/slipway/internal/controller"
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/evalrun"
@@ -71,6 +72,8 @@ type Config struct {
 	// served versions may carry injected faults (faults.go); empty
 	// allows none.
 	FaultInjectionEnvs string
+	// Rollouts is how the rollout controller judges (rollouts.go).
+	Rollouts Rollouts
 }
 
 // Run starts the control plane and blocks until ctx ends, then shuts down
@@ -93,6 +96,10 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		policy = &egress.Policy{Allow: allow}
 	}
 	faultEnvs, err := parseFaultEnvs(c.FaultInjectionEnvs, domain.DefaultEnvironments)
+	if err != nil {
+		return err
+	}
+	prom, err := c.Rollouts.prometheus()
 	if err != nil {
 		return err
 	}
@@ -197,6 +204,25 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 			return notify.Enqueue(ctx, tx, notify.Event{Type: typ, Subject: subject, Time: clk.Now(), Data: data})
 		},
 	})
+	// The rollout controller resumes what the store says is under way —
+	// carrying out stored states not yet in effect — and stops before the
+	// runtimes and the store (defers run in reverse).
+	rollouts := controller.New(controller.Config{
+		Store: st, Deployments: deployments, Versions: reg, Metrics: live, Prometheus: prom,
+		Interval: c.Rollouts.Interval, Clock: clk, Log: log,
+	})
+	controlCtx, stopControl := context.WithCancel(context.WithoutCancel(ctx))
+	controlled := make(chan struct{})
+	go func() {
+		defer close(controlled)
+		if err := rollouts.Run(controlCtx); err != nil {
+			log.Error("rollout controller", "err", err.Error())
+		}
+	}()
+	defer func() {
+		stopControl()
+		<-controlled
+	}()
 	var tracer trace.TracerProvider // nil: tracing off
 	if tracesURL != "" {
 		tp, err := startTracing(ctx, tracesURL, c.Version, log)
@@ -213,7 +239,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		Registry: reg, Deployments: deployments, Tokens: tokens, Store: st, Blobs: blobs,
 		LiveMetrics: live, Metrics: promReg, Gatherer: promReg, Log: log,
 		MaxBodyBytes: c.MaxBodyBytes, MaxBlobBytes: c.MaxBlobBytes, Evaluations: evaluations,
-		Webhooks: webhooks, Gates: gates,
+		Webhooks: webhooks, Gates: gates, Rollouts: rollouts,
 		Ready: func() bool { return !shuttingDown.Load() }, TracerProvider: tracer,
 	})
 	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer}

@@ -34,6 +34,8 @@ type ServerOptions struct {
 	// FaultInjectionEnvs lists, comma-separated, the environments where
 	// versions may carry injected faults (server_faults.go).
 	FaultInjectionEnvs string
+	// Rollouts holds the rollout controller's flags (server_rollouts.go).
+	Rollouts ServerRollouts
 }
 
 // RunServer starts the control plane and blocks until ctx ends. The CLI
@@ -67,6 +69,9 @@ func newServerCmd(g *globals) *cobra.Command {
 			if err := c.Limits.validate(); err != nil {
 				return err
 			}
+			if err := c.Rollouts.validate(); err != nil {
+				return err
+			}
 			c.Limits = c.Limits.normalized()
 			if g.runServer == nil {
 				return fmt.Errorf("this build of slipway has no server")
@@ -86,6 +91,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	addGatewayResilienceFlags(f, &c.Resilience)
 	addGatewayLimitFlags(f, &c.Limits)
 	addFaultFlags(f, &c.FaultInjectionEnvs)
+	addRolloutFlags(f, &c.Rollouts)
 	f.StringVar(&c.OTLPEndpoint, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector to export traces to, such as http://127.0.0.1:4318 (spans go to its /v1/traces); off when empty (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	// The server's own --addr shadows the client flag of the same name.
 	return cmd
