@@ -121,6 +121,9 @@ type Config struct {
 	// Shadow bounds the mirroring of requests to shadow versions
 	// (shadow.go); the zero value takes the defaults.
 	Shadow ShadowPolicy
+	// Server bounds the gateway's own HTTP/1.1 server (Serve, server.go);
+	// the zero value takes the defaults. Its Log defaults to Log.
+	Server ServerConfig
 }
 
 // Gateway serves inference requests. It is safe for concurrent use.
@@ -148,6 +151,7 @@ type Gateway struct {
 	buffers  *bufferPool
 	conns    *connPools  // upstream connections of the HTTP/1.1 path (proxy.go)
 	shadows  *shadowPool // mirrors to shadow versions (shadow.go)
+	srv      *Server     // the gateway's own HTTP/1.1 server (server.go)
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -186,7 +190,10 @@ func New(c Config) *Gateway {
 	if c.RequireToken && c.Tokens == nil {
 		panic("gateway: RequireToken needs Tokens to check them")
 	}
-	return &Gateway{
+	if c.Server.Log == nil {
+		c.Server.Log = c.Log
+	}
+	g := &Gateway{
 		routes: c.Routes, metrics: c.Metrics, log: c.Log, defaultEnv: c.DefaultEnvironment,
 		maxBody: c.MaxBodyBytes, timeout: c.UpstreamTimeout, rand: c.Rand, version: c.ServerVersion,
 		retry: c.Retry, noFallback: c.DisableFallback, clock: c.Clock, sleep: c.Sleep, tracer: newTracer(c.TracerProvider, c.ServerVersion),
@@ -197,6 +204,8 @@ func New(c Config) *Gateway {
 		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(), conns: newConnPools(),
 		shadows: newShadowPool(c.Shadow, c.Metrics, c.Log),
 	}
+	g.srv = NewServer(g, c.Server)
+	return g
 }
 
 // sleep waits d or until ctx is done.

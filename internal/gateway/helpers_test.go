@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,11 +68,10 @@ func newHarness(t *testing.T, cfg func(*Config), routes ...*deployment.Route) *h
 	}
 	h.gw = New(c)
 	h.served = make(chan struct{}, 100_000)
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.srv = serveOwn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { h.served <- struct{}{} }()
 		h.gw.ServeHTTP(w, r)
 	}))
-	t.Cleanup(h.srv.Close)
 	// A safety net so a broken gateway fails the test instead of hanging
 	// it; no test asserts on time.
 	h.client = &http.Client{Timeout: 20 * time.Second}
@@ -255,4 +255,23 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// serveOwn serves h on loopback with the gateway's own HTTP/1.1 server
+// (server.go), the way slipway server serves the gateway; h.URL is the
+// server's address. Setting SLIPWAY_TEST_NETHTTP=1 serves it with
+// net/http's server instead, to tell a server bug from a handler bug.
+func serveOwn(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	if os.Getenv("SLIPWAY_TEST_NETHTTP") == "1" {
+		s := httptest.NewServer(h)
+		t.Cleanup(s.Close)
+		return s
+	}
+	s := httptest.NewUnstartedServer(h)
+	s.URL = "http://" + s.Listener.Addr().String()
+	srv := NewServer(h, ServerConfig{Log: slog.New(slog.DiscardHandler)})
+	go func() { _ = srv.Serve(s.Listener) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return s
 }

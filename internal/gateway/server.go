@@ -1,0 +1,631 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// This file is the gateway's own HTTP/1.1 server (ADR 011): one goroutine
+// per connection reads a request head straight from the connection's
+// buffer, runs the handler with a reused *http.Request and a
+// responseWriter of its own, and writes the answer with one write. It
+// does what the gateway's clients need of net/http's server — keep-alive,
+// pipelined requests answered in order, Content-Length and chunked
+// bodies, Expect: 100-continue, HTTP/1.0, Connection: close, header size
+// limits, read and idle timeouts, graceful shutdown — without the
+// per-request background read, context, header clone and response
+// allocations that cost net/http's server about as much per request as
+// nginx spends proxying one.
+//
+// A handler run by this server must not keep the *http.Request, its
+// Header or URL after it returns: they are reused for the connection's
+// next request. The gateway's handlers copy what they keep.
+
+// ServerConfig bounds the gateway's HTTP/1.1 server. Zero values take the
+// defaults.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request's head from its first
+	// byte (default 10 s); a client that is slower gets 408.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sent no new request
+	// for this long (default 2 min).
+	IdleTimeout time.Duration
+	// BodyTimeout bounds every pause while a request body is read
+	// (default 1 min); a body can take longer as long as it keeps coming.
+	BodyTimeout time.Duration
+	// MaxHeaderBytes caps a request's head, request line included
+	// (default 1 MiB, as net/http's); a larger one gets 431.
+	MaxHeaderBytes int
+	// Log gets the server's own warnings (a handler's panic).
+	Log *slog.Logger
+
+	// watchAfter is how often the server looks for requests in flight
+	// long enough to watch their client for going away (default 100 ms);
+	// tests shorten it.
+	watchAfter time.Duration
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = time.Minute
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 1 << 20
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.watchAfter <= 0 {
+		c.watchAfter = 100 * time.Millisecond
+	}
+	return c
+}
+
+// Server serves an http.Handler over HTTP/1.1 on listeners it is given.
+// Shutdown stops it gracefully; Close at once.
+type Server struct {
+	handler http.Handler
+	cfg     ServerConfig
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*srvConn]struct{}
+	watching  bool // the watcher loop runs
+	shutting  atomic.Bool
+	done      chan struct{} // closed by Shutdown or Close: stops the watcher loop
+}
+
+// NewServer returns a server that runs h for every request.
+func NewServer(h http.Handler, c ServerConfig) *Server {
+	return &Server{
+		handler: h, cfg: c.withDefaults(),
+		listeners: map[net.Listener]struct{}{}, conns: map[*srvConn]struct{}{},
+		done: make(chan struct{}),
+	}
+}
+
+// Serve accepts connections on ln until Shutdown or Close, serving each
+// in its own goroutine. It returns http.ErrServerClosed after those, and
+// the listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	if !s.watching {
+		s.watching = true
+		go s.watchLoop()
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors, or a transient failure: wait a
+				// little rather than spin, as net/http's server does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newSrvConn(s, nc)
+		if !s.track(c) {
+			_ = nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *srvConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(c *srvConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// stop refuses new connections and requests: listeners close, and the
+// watcher loop ends.
+func (s *Server) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if !s.shutting.Swap(true) {
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		if cerr := ln.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, closes those waiting for a
+// request, and waits for requests in flight to be answered (their
+// connections then close). When ctx ends first, the remaining
+// connections are closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	_ = s.stop()
+	wait := time.Millisecond
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.closeAll()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// Close closes the listeners and every connection at once; requests in
+// flight see their context cancelled and their connection closed.
+func (s *Server) Close() error {
+	err := s.stop()
+	s.closeAll()
+	return err
+}
+
+// closeIdle closes the connections waiting for a request and reports
+// whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stIdle, stClosed) {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo) // wakes its read
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.state.Store(stClosed)
+		c.cancel(errServerClosed)
+		_ = c.nc.Close()
+	}
+}
+
+var errServerClosed = errors.New("gateway server closed")
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchLoop finds requests in flight since its previous look whose body
+// is read, and starts a read on their connection: a client that goes away
+// then cancels its request's context, as net/http's background read does.
+// Short requests, nearly all of them, never get a watcher: net/http's
+// server pays a goroutine, a read and a deadline move per request for it.
+func (s *Server) watchLoop() {
+	t := time.NewTicker(s.cfg.watchAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			seq := c.seq.Load()
+			if c.seenSeq == seq && c.state.Load() == stReady {
+				c.startWatch()
+			}
+			c.seenSeq = seq
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Connection states. The connection's goroutine moves between them; the
+// watcher loop moves stReady to stWatching, Shutdown stIdle to stClosed.
+const (
+	stIdle     int32 = iota // waiting for the first byte of a request
+	stHead                  // reading a head, or between requests
+	stBody                  // in the handler, the body not read to its end
+	stReady                 // in the handler, the body read
+	stWatching              // in the handler, a watcher reads the connection
+	stClosed                // closing: shut down while idle, or closed
+	stHijacked
+)
+
+// srvConn is one client connection.
+type srvConn struct {
+	s      *Server
+	nc     net.Conn
+	rd     connReader
+	bw     *bufio.Writer
+	remote string
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	state   atomic.Int32
+	seq     atomic.Uint64 // requests started
+	seenSeq uint64        // the watcher loop's: seq at its previous look
+
+	// watchMu orders the watcher's start against its stop; watchDone
+	// gets a value when the watcher's read returned.
+	watchMu   sync.Mutex
+	watchDone chan struct{}
+	watchBuf  [1]byte
+	watchGot  bool        // the watcher read a byte: the next request's first
+	gone      atomic.Bool // the client closed its side
+
+	// The read deadline last set, and whether something else moved it
+	// since (header or body reads, the watcher).
+	readDeadline  time.Time
+	deadlineMoved bool
+
+	// Reused for every request on the connection.
+	req         *http.Request
+	hdr         http.Header
+	slab        []string
+	body        bodyReader
+	w           srvWriter
+	hd          requestHead
+	u           url.URL
+	continue100 bool // 100 Continue is owed before the body's first read
+}
+
+func newSrvConn(s *Server, nc net.Conn) *srvConn {
+	c := &srvConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.rd.nc = nc
+	c.req = (&http.Request{}).WithContext(c.ctx)
+	c.hdr = make(http.Header, 16)
+	c.body.c = c
+	c.w.c = c
+	c.w.h = make(http.Header, 16)
+	c.state.Store(stHead)
+	return c
+}
+
+// serve answers requests until the connection closes or must.
+func (c *srvConn) serve() {
+	c.rd.buf = getReadBuf()
+	c.bw = getWriter(c.nc)
+	defer func() {
+		if c.state.Load() != stHijacked {
+			_ = c.nc.Close()
+			putReadBuf(c.rd.buf)
+			putWriter(c.bw)
+		}
+		c.rd.buf, c.bw = nil, nil
+		c.cancel(errServerClosed)
+		c.s.forget(c)
+	}()
+	for {
+		if !c.waitRequest() {
+			return
+		}
+		if !c.readRequest() {
+			return
+		}
+		if !c.runHandler() {
+			return
+		}
+	}
+}
+
+// waitRequest waits for a request's first byte, for IdleTimeout at most.
+func (c *srvConn) waitRequest() bool {
+	if c.rd.buffered() > 0 {
+		return true
+	}
+	c.rd.reset()
+	c.state.Store(stIdle)
+	if c.s.shutting.Load() {
+		return false
+	}
+	now := time.Now()
+	// The idle deadline moves only when it is more than a second stale,
+	// or something else moved it: one timer update per second, not one
+	// per request.
+	if want := now.Add(c.s.cfg.IdleTimeout); c.deadlineMoved || want.Sub(c.readDeadline) > time.Second {
+		c.setReadDeadline(want)
+	}
+	if c.state.Load() == stClosed { // shut down while the deadline moved
+		return false
+	}
+	n, err := c.rd.fill()
+	if n == 0 || !c.state.CompareAndSwap(stIdle, stHead) {
+		return false
+	}
+	_ = err // a read error with data is met again by the next read
+	return true
+}
+
+func (c *srvConn) setReadDeadline(t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	c.readDeadline, c.deadlineMoved = t, false
+}
+
+// readRequest reads a head and readies the request; a bad head is
+// answered and ends the connection.
+func (c *srvConn) readRequest() bool {
+	head, herr := c.readHead()
+	if herr != nil {
+		if herr.status != 0 {
+			c.refuse(herr.status, herr.msg)
+		}
+		return false
+	}
+	clear(c.hdr)
+	clear(c.slab)
+	var err *requestError
+	c.hd, c.slab, err = parseRequestHead(head, c.hdr, c.slab[:0])
+	if err != nil {
+		c.refuse(err.status, err.msg)
+		return false
+	}
+	r := c.req
+	host, err := parseTarget(c.hd.target, &c.u)
+	if err != nil {
+		c.refuse(err.status, err.msg)
+		return false
+	}
+	if host == "" {
+		host = c.hd.host
+	}
+	r.Method, r.URL, r.RequestURI, r.Host, r.RemoteAddr = c.hd.method, &c.u, c.hd.target, host, c.remote
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, c.hd.minor
+	if c.hd.minor == 0 {
+		r.Proto = "HTTP/1.0"
+	}
+	r.Header, r.Trailer, r.TLS, r.Form, r.PostForm, r.MultipartForm, r.Response = c.hdr, nil, nil, nil, nil, nil, nil
+	r.Close = c.hd.connClose || (c.hd.minor == 0 && !c.hd.connKeepAlive)
+	r.GetBody, r.Pattern, r.Cancel = nil, "", nil //nolint:staticcheck // Cancel is reset, not used
+	r.TransferEncoding = nil
+	c.body.reset(c.hd)
+	c.continue100 = false
+	switch {
+	case c.hd.chunked:
+		r.ContentLength, r.TransferEncoding, r.Body = -1, chunkedEncoding, &c.body
+	case c.hd.contentLength > 0:
+		r.ContentLength, r.Body = c.hd.contentLength, &c.body
+	default:
+		r.ContentLength, r.Body = 0, http.NoBody
+	}
+	if r.Body != http.NoBody && c.hd.expectContinue && c.hd.minor == 1 {
+		c.continue100 = true
+	}
+	return true
+}
+
+var chunkedEncoding = []string{"chunked"}
+
+// readHead returns the next request's head as a string (the request's
+// one allocation of its strings) and consumes it from the buffer. A nil
+// status in the error means the connection ends without an answer.
+func (c *srvConn) readHead() (string, *requestError) {
+	max := c.s.cfg.MaxHeaderBytes
+	scanned, timed := 0, false
+	for {
+		b := c.rd.bytes()
+		if n := headEnd(b, headRescan(scanned)); n >= 0 {
+			if n > max {
+				return "", &requestError{http.StatusRequestHeaderFieldsTooLarge, "request header fields too large"}
+			}
+			// Blank lines before a request line are allowed (RFC 9112 2.2).
+			s := string(b[:n])
+			c.rd.consume(n)
+			for len(s) > 0 && (s[0] == '\r' || s[0] == '\n') {
+				s = s[1:]
+			}
+			if s == "" {
+				scanned = 0
+				continue
+			}
+			return s, nil
+		}
+		scanned = len(b)
+		if scanned > max {
+			return "", &requestError{http.StatusRequestHeaderFieldsTooLarge, "request header fields too large"}
+		}
+		if !timed {
+			timed = true
+			c.setReadDeadline(time.Now().Add(c.s.cfg.ReadHeaderTimeout))
+			c.deadlineMoved = true
+		}
+		c.rd.makeRoom(max + 4)
+		if _, err := c.rd.fill(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && c.state.Load() != stClosed {
+				return "", &requestError{http.StatusRequestTimeout, "the request head took too long to arrive"}
+			}
+			return "", &requestError{}
+		}
+	}
+}
+
+// refuse answers a request the handler never saw, and ends the
+// connection.
+func (c *srvConn) refuse(status int, msg string) {
+	w := c.bw
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(statusLine(status))
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ")
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(len(msg)+1), 10))
+	w.WriteString("\r\n\r\n")
+	w.WriteString(msg)
+	w.WriteString("\n")
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ReadHeaderTimeout))
+	_ = w.Flush()
+}
+
+// runHandler runs the handler for the request read, finishes its answer
+// and reports whether the connection carries another request.
+func (c *srvConn) runHandler() (keep bool) {
+	c.seq.Add(1)
+	if c.req.Body == http.NoBody {
+		c.state.Store(stReady)
+	} else {
+		c.state.Store(stBody)
+	}
+	w := &c.w
+	w.reset(c.req.Method == http.MethodHead, c.hd.minor)
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				c.s.cfg.Log.Error("panic serving a request", "remote", c.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			c.stopWatch()
+			w.abort()
+			keep = false
+		}
+	}()
+	c.s.handler.ServeHTTP(w, c.req)
+	if c.state.Load() == stHijacked {
+		return false
+	}
+	c.stopWatch()
+	return c.finishRequest()
+}
+
+// finishRequest completes the answer and readies the connection for the
+// next request, when it can carry one.
+func (c *srvConn) finishRequest() bool {
+	w := &c.w
+	keep := !c.req.Close && !c.s.shutting.Load() && !c.gone.Load()
+	// A body the handler left unread is read and dropped when it is short
+	// and known; otherwise the connection ends, since its next bytes
+	// would be the rest of the body.
+	discard := false
+	if !c.body.done {
+		switch {
+		case c.continue100:
+			keep = false // the client waits for 100 Continue, or sends the body: either way, close
+		case !c.body.chunked && c.body.left <= maxDiscard && c.body.err == nil:
+			discard = true
+		default:
+			keep = false
+		}
+	}
+	if !w.finish(keep) {
+		return false
+	}
+	if discard && !c.body.discard() {
+		return false
+	}
+	return true
+}
+
+// maxDiscard is the longest unread body the server reads to keep the
+// connection (net/http's server reads 256 KiB).
+const maxDiscard = 256 << 10
+
+// startWatch starts the watcher's read (the watcher loop calls it, with
+// the server's lock held).
+func (c *srvConn) startWatch() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if !c.state.CompareAndSwap(stReady, stWatching) {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	go c.watch()
+}
+
+// watch reads one byte: the end of the connection (the client went away:
+// the request's context is cancelled) or the next request's first byte
+// (kept for it).
+func (c *srvConn) watch() {
+	n, err := c.nc.Read(c.watchBuf[:])
+	if n > 0 {
+		c.watchGot = true
+	} else if err != nil && !errors.Is(err, errDeadline) {
+		c.gone.Store(true)
+		c.cancel(errClientGone)
+	}
+	c.watchDone <- struct{}{}
+}
+
+// errClientGone cancels the context of a request whose client closed its
+// connection.
+var errClientGone = errors.New("the client closed its connection")
+
+// stopWatch ends a watcher, if one was started, and keeps the byte it
+// read. The connection's goroutine calls it before it reads again.
+func (c *srvConn) stopWatch() {
+	if c.state.CompareAndSwap(stReady, stHead) || c.state.CompareAndSwap(stBody, stHead) {
+		return
+	}
+	if c.state.Load() != stWatching {
+		return
+	}
+	c.watchMu.Lock()
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	c.watchMu.Unlock()
+	<-c.watchDone
+	c.deadlineMoved = true
+	if c.watchGot {
+		c.watchGot = false
+		c.rd.push(c.watchBuf[0])
+	}
+	c.state.Store(stHead)
+}
+
+// Serve serves the gateway on ln with its own HTTP/1.1 server until
+// Shutdown; it returns http.ErrServerClosed then. ServeHTTP stays for
+// other servers and in-process callers.
+func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
+
+// Shutdown stops Serve gracefully: no new connections, idle ones closed,
+// requests in flight answered. When ctx ends first, the connections left
+// are closed and ctx's error returned. Shadow mirrors still queued are
+// Close's business.
+func (g *Gateway) Shutdown(ctx context.Context) error { return g.srv.Shutdown(ctx) }
