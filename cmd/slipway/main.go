@@ -12,12 +12,16 @@ import (
 
 func main() {
 	serve := func(ctx context.Context, o cli.ServerOptions) error {
+		var ready func(app.Addrs)
+		if o.Ready != nil {
+			ready = func(a app.Addrs) { o.Ready(a.API, a.Gateway) }
+		}
 		return app.Run(ctx, app.Config{
 			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, EgressAllow: o.EgressAllow, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
 			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
 			Gateway: app.GatewayResilience(o.Resilience), Limits: app.GatewayLimits(o.Limits), OTLPEndpoint: o.OTLPEndpoint,
 			FaultInjectionEnvs: o.FaultInjectionEnvs, Rollouts: app.Rollouts(o.Rollouts),
-		}, nil)
+		}, ready)
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, serve))
 }

@@ -99,6 +99,7 @@ Without a token, the CLI reads ./.slipway/admin.token when it exists.`,
 		newAuditCmd(g),
 		newTokenCmd(g),
 		newWebhookCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }

@@ -36,6 +36,9 @@ type ServerOptions struct {
 	FaultInjectionEnvs string
 	// Rollouts holds the rollout controller's flags (server_rollouts.go).
 	Rollouts ServerRollouts
+	// Ready, when not nil, is told the addresses the API and the gateway
+	// bound, once they accept connections (slipway demo binds port 0).
+	Ready func(api, gateway string)
 }
 
 // RunServer starts the control plane and blocks until ctx ends. The CLI
