@@ -21,7 +21,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
-		Short: "Apply a declarative document (kind: GatePolicy)",
+		Short: "Apply a declarative document (kind: GatePolicy or Rollout)",
 		Long: `Apply a YAML document kept in git. kind: GatePolicy sets the rules a
 version must pass, and the approvals it needs, to be promoted into one
 environment of one model; every apply of a changed policy makes a new
@@ -29,7 +29,8 @@ revision (audited), re-applying the same policy changes nothing, and a new
 revision cancels the promotions still waiting under the old one. A policy
 with an unknown metric, a malformed rule, a dataset that does not exist or
 a YAML error is refused with the file, line and reason. Needs the admin
-role. -f - reads standard input.`,
+role. kind: Rollout starts a rollout, as 'slipway rollout start -f' does
+(deployer role). -f - reads standard input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -71,6 +72,9 @@ role. -f - reads standard input.`,
 						result += fmt.Sprintf("; cancelled pending promotions %s", joinIDs(p.Cancelled))
 					}
 					t.rows = append(t.rows, []string{res.Kind, p.Policy.Model, p.Policy.Environment, strconv.Itoa(p.Policy.Revision), result})
+				}
+				if r := res.Rollout; r != nil {
+					t.rows = append(t.rows, applyRolloutRow(*r))
 				}
 				return t
 			})
