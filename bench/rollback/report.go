@@ -1,0 +1,206 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// result is one run's figures.
+type result struct {
+	run, candidate int
+	rollout        int64
+	// answered and failed count the candidate's answers the client saw
+	// (all of them, including any in flight at the swap); beforeSwap and
+	// failedBeforeSwap those that arrived before the swap was in effect.
+	answered, failed, beforeSwap, failedBeforeSwap int
+	// judged is the candidate requests in the judge's Fail verdict.
+	judged uint64
+	// first and firstFail are the candidate's first answer and first
+	// failed answer at the client, last its last answer; decided is the
+	// rolled_back transition; inEffect is when the swap was stored as
+	// in effect.
+	first, firstFail, last, decided, inEffect time.Time
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+const resultHeader = "run version rollout  canary-answers-to-swap (5xx)  judged  ms-first→decided  ms-first→swap  ms-first-5xx→swap  ms-first→last-answer"
+
+func (r result) line() string {
+	return fmt.Sprintf("%3d %7d %7d  %22d (%3d)  %6d  %16.1f  %13.1f  %17.1f  %20.1f",
+		r.run, r.candidate, r.rollout, r.beforeSwap, r.failedBeforeSwap, r.judged,
+		ms(r.decided.Sub(r.first)), ms(r.inEffect.Sub(r.first)), ms(r.inEffect.Sub(r.firstFail)), ms(r.last.Sub(r.first)))
+}
+
+// medianMax is the median (the mean of the middle two for an even count)
+// and the maximum of xs.
+func medianMax(xs []float64) (med, mx float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		med = s[n/2]
+	} else {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return med, s[n-1]
+}
+
+func summarize(rs []result, load *openLoad, m machine, c config) {
+	fig := func(name string, f func(result) float64, unit string) {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		med, mx := medianMax(xs)
+		fmt.Printf("  %-52s median %7.1f  max %7.1f %s\n", name, med, mx, unit)
+	}
+	fmt.Printf("\nover %d runs:\n", len(rs))
+	fig("canary answers from its first to the swap", func(r result) float64 { return float64(r.beforeSwap) }, "requests")
+	fig("  of which failed (client-visible 5xx)", func(r result) float64 { return float64(r.failedBeforeSwap) }, "requests")
+	fig("canary requests the judge counted at its Fail", func(r result) float64 { return float64(r.judged) }, "requests")
+	fig("canary answers in all (incl. in flight at the swap)", func(r result) float64 { return float64(r.answered) }, "requests")
+	fig("first canary answer → rollback decided", func(r result) float64 { return ms(r.decided.Sub(r.first)) }, "ms")
+	fig("first canary answer → rollback in effect (swap)", func(r result) float64 { return ms(r.inEffect.Sub(r.first)) }, "ms")
+	fig("first failed canary answer → rollback in effect", func(r result) float64 { return ms(r.inEffect.Sub(r.firstFail)) }, "ms")
+	fig("rollback decided → in effect (store, swap, store)", func(r result) float64 { return ms(r.inEffect.Sub(r.decided)) }, "ms")
+	fig("first canary answer → its last answer (client)", func(r result) float64 { return ms(r.last.Sub(r.first)) }, "ms")
+
+	// The load as it was really sent: an open loop that fell behind
+	// would make the canary's traffic thinner than the rate says.
+	all := load.answers()
+	var late []float64
+	errs, transport, noVersion := 0, 0, 0
+	var lat []float64
+	for _, a := range all {
+		late = append(late, ms(a.sent-a.scheduled))
+		lat = append(lat, ms(a.done-a.sent))
+		switch {
+		case a.failed:
+			transport++
+		case a.status >= 500:
+			errs++
+		}
+		if !a.failed && a.version == 0 {
+			noVersion++
+		}
+	}
+	span := all[len(all)-1].scheduled.Seconds()
+	slices.Sort(late)
+	slices.Sort(lat)
+	q := func(xs []float64, p float64) float64 { return xs[min(len(xs)-1, int(p*float64(len(xs))))] }
+	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s scheduled %d/s); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
+		len(all), span, float64(len(all))/span, c.rate, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
+	fmt.Printf("machine during the runs (%d CPUs): busy %.0f %%, load average %s → %s; slipway server used %s; this load generator %.0f %% of a CPU\n",
+		m.cpus, m.busy, m.loadBefore, m.loadAfter, m.serverCPU, m.selfCPU)
+}
+
+// machine is how loaded the machine was while the runs ran.
+type machine struct {
+	cpus                  int
+	busy                  float64 // percent of all CPUs
+	loadBefore, loadAfter string
+	serverCPU             string
+	selfCPU               float64 // percent of one CPU
+
+	pid                        int
+	start                      time.Time
+	idle0, total0, srv0, self0 float64
+}
+
+func startMachine(pid int) *machine {
+	m := &machine{pid: pid, start: time.Now(), loadBefore: loadavg()}
+	m.idle0, m.total0, m.cpus = cpuStat()
+	m.srv0 = procCPU(pid)
+	m.self0 = selfCPU()
+	return m
+}
+
+func (m *machine) stop() machine {
+	idle, total, _ := cpuStat()
+	if total > m.total0 {
+		m.busy = 100 * (1 - (idle-m.idle0)/(total-m.total0))
+	}
+	m.loadAfter = loadavg()
+	wall := time.Since(m.start).Seconds()
+	m.serverCPU = "n/a"
+	if m.pid > 0 {
+		m.serverCPU = fmt.Sprintf("%.0f %% of a CPU", 100*(procCPU(m.pid)-m.srv0)/wall)
+	}
+	m.selfCPU = 100 * (selfCPU() - m.self0) / wall
+	return *m
+}
+
+// loadavg is the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// cpuStat reads the idle and total jiffies of all CPUs, and their count.
+func cpuStat() (idle, total float64, cpus int) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 4 && f[0] == "cpu":
+			for i, x := range f[1:] {
+				v, _ := strconv.ParseFloat(x, 64)
+				total += v
+				if i == 3 || i == 4 { // idle, iowait
+					idle += v
+				}
+			}
+		case len(f) > 0 && strings.HasPrefix(f[0], "cpu"):
+			cpus++
+		}
+	}
+	return idle, total, cpus
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat's times.
+const clockTicks = 100
+
+// procCPU is the user and system CPU seconds of process pid.
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it do not.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / clockTicks
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
