@@ -154,18 +154,12 @@ func (e *env) traffic(id int64, candidate, failEvery int, limit time.Duration) (
 		}
 		rt := e.deps.Routes().Lookup("bc", "production")
 		for i := range 50 {
-			v := rt.Pick(i * 2)
-			if v == nil {
-				e.t.Fatal("the route picks no version")
-			}
 			n++
-			status := 200
-			if v.Version == candidate && failEvery > 0 && n%failEvery == 0 {
-				status = 500
-				failed[v.Version]++
+			v, ok := e.request(rt, i, n, candidate, failEvery)
+			served[v]++
+			if !ok {
+				failed[v]++
 			}
-			served[v.Version]++
-			e.live.Observe(metrics.Key{Model: "bc", Environment: "production", Version: v.Version}, status, 2*time.Millisecond)
 		}
 		time.Sleep(2 * time.Millisecond) // pacing of the synthetic traffic
 	}
@@ -224,3 +218,30 @@ func storeAll() store.RolloutFilter { return store.RolloutFilter{} }
 func pageAll() store.Page { return store.Page{Limit: store.MaxLimit} }
 
 func newRecorder() *metrics.Recorder { return metrics.New(prometheus.NewRegistry(), nil) }
+
+// request plays the gateway for the i-th of 50 requests of a round: it
+// picks the version by the route's weights, records its outcome in the
+// live counters — the candidate failing every failEvery-th request (the
+// n-th overall) — and mirrors it as the route's shadow says. It returns
+// the version and whether it answered well.
+func (e *env) request(rt *deployment.Route, i, n, candidate, failEvery int) (int, bool) {
+	v := rt.Pick(i * 2)
+	if v == nil {
+		e.t.Fatal("the route picks no version")
+	}
+	status := 200
+	if v.Version == candidate && failEvery > 0 && n%failEvery == 0 {
+		status = 500
+	}
+	e.live.Observe(metricsKey(v.Version), status, 2*time.Millisecond)
+	if sh := rt.Shadow; sh != nil && float64(i*2) < sh.Percent {
+		// The gateway's mirror: the shadow answers as the candidate
+		// would, failing as often.
+		call := metrics.ShadowCall{Status: 200, Latency: 2 * time.Millisecond, Compare: metrics.ShadowComparison{Result: metrics.CompareAgree}}
+		if sh.Target.Version == candidate && failEvery > 0 && n%failEvery == 0 {
+			call.Status = 500
+		}
+		e.live.ObserveShadow(metricsKey(sh.Target.Version), call)
+	}
+	return v.Version, status == 200
+}
