@@ -203,6 +203,26 @@ func TestWatcher(t *testing.T) {
 		})
 	}
 
+	// On a terminal each look redraws the view in place, and the final
+	// line follows the last view.
+	var screen bytes.Buffer
+	n := 0
+	tty := &watcher{out: &screen, id: 7, interval: time.Millisecond, tty: true, status: func(context.Context) (api.RolloutStatus, error) {
+		n++
+		if n < 3 {
+			return canaryStatus(), nil
+		}
+		return rolledBack(), nil
+	}}
+	if err := tty.run(t.Context()); err == nil {
+		t.Fatal("a rolled back rollout watched on a terminal ended without an error")
+	}
+	views := strings.Split(screen.String(), "\x1b[H")
+	if len(views) != 4 || !strings.HasPrefix(views[1], "watching rollout 7 every 1ms") || !strings.Contains(views[1], "▶  5 analysis") ||
+		!strings.Contains(views[3], "\x1b[J\nrollout 7 ended rolled back") {
+		t.Fatalf("terminal output:\n%q", screen.String())
+	}
+
 	// Interrupted: the error says where the rollout was.
 	ctx, cancel := context.WithCancel(t.Context())
 	var out bytes.Buffer
