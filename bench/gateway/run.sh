@@ -19,6 +19,9 @@
 #     profile -mode httputil): where a standard-library Go gateway starts;
 #   - a hand-rolled proxy on net/http's server with the same split
 #     (profile -mode direct): what a custom proxy path can get to in Go;
+#   - "own": the gateway wired as slipway server wires it, served in
+#     process by bench/gateway/profile on the gateway's own HTTP/1.1
+#     server (gateway.Server), beside slipway server itself;
 #   - Portkey (npm @portkey-ai/gateway, pointed at A through its
 #     x-portkey-custom-host header) for the chat path, skipped with a
 #     message when it cannot be installed or started.
@@ -36,7 +39,7 @@
 #
 # Usage: bench/gateway/run.sh   (from anywhere inside the repository)
 # Knobs: ROUNDS=3 DURATION=10s THREADS=2 CONNS=32 WARMUP=3s LOG_LEVEL=info
-#        PORTKEY=1 HTTPUTIL=1 DIRECT=1 (0 skips one)
+#        PORTKEY=1 HTTPUTIL=1 DIRECT=1 OWN=1 (0 skips one)
 #        PROFILE=0 PROFILE_DURATION=20s PROFILE_DIR= (keeps the profiles
 #        and the binary they need)
 #        GATEWAY_GOMAXPROCS= (GOMAXPROCS of slipway and the bare Go proxies;
@@ -54,6 +57,7 @@ log_level=${LOG_LEVEL:-info}
 want_portkey=${PORTKEY:-1}
 want_httputil=${HTTPUTIL:-1}
 want_direct=${DIRECT:-1}
+want_own=${OWN:-1}
 profile=${PROFILE:-0}
 profile_duration=${PROFILE_DURATION:-20s}
 gw_env=()
@@ -255,22 +259,32 @@ wait_http "http://$gw_addr$infer_path" -H 'Content-Type: application/json' -d "$
 check "http://$gw_addr$chat_path" "$chat_body" ||
 	{ say "slipway's gateway does not answer chat:"; tail -n 20 "$tmp/slipway.log" >&2; exit 1; }
 
-# start_floor MODE: starts bench/gateway/profile -mode MODE; sets
-# floor_addr and floor_pid.
+# start_floor NAME MODE [ARGS]: starts bench/gateway/profile -mode MODE
+# on net/http's server (or as ARGS say), its output in $tmp/floor-NAME.*;
+# sets floor_addr and floor_pid.
 start_floor() {
-	env "${gw_env[@]}" "$tmp/profile" -mode "$1" -upstream-a "$up_a" -upstream-b "$up_b" >"$tmp/$1.out" 2>"$tmp/$1.log" &
+	local name=$1 mode=$2
+	shift 2
+	env "${gw_env[@]}" "$tmp/profile" -mode "$mode" -server nethttp "$@" -upstream-a "$up_a" -upstream-b "$up_b" \
+		-log-level "$log_level" >"$tmp/floor-$name.out" 2>"$tmp/floor-$name.log" &
 	pids+=($!)
 	floor_pid=$!
-	floor_addr=$(first_line "$tmp/$1.out")
-	check "http://$floor_addr$infer_path" "$infer_body" || { say "the $1 proxy does not answer"; exit 1; }
+	floor_addr=$(first_line "$tmp/floor-$name.out")
+	check "http://$floor_addr$infer_path" "$infer_body" || { say "the $name proxy does not answer"; exit 1; }
 }
-httputil_addr="" direct_addr=""
+httputil_addr="" direct_addr="" own_addr=""
+if [ "$want_own" = 1 ]; then
+	# The gateway wired as slipway server wires it, on its own HTTP/1.1
+	# server (gateway.Server), in the profile harness: the "own" target.
+	start_floor own slipway -server own
+	own_addr=$floor_addr own_pid=$floor_pid
+fi
 if [ "$want_httputil" = 1 ]; then
-	start_floor httputil
+	start_floor httputil httputil
 	httputil_addr=$floor_addr httputil_pid=$floor_pid
 fi
 if [ "$want_direct" = 1 ]; then
-	start_floor direct
+	start_floor direct direct
 	direct_addr=$floor_addr direct_pid=$floor_pid
 fi
 
@@ -321,11 +335,13 @@ targets=(
 	"infer upstream $up_a $infer_path infer.lua $up_a_pid"
 	"infer nginx $nginx_addr $infer_path infer.lua $nginx_pids"
 	"infer slipway $gw_addr $infer_path infer.lua $slipway_pid"
+	${own_addr:+"infer own $own_addr $infer_path infer.lua $own_pid"}
 	${httputil_addr:+"infer httputil $httputil_addr $infer_path infer.lua $httputil_pid"}
 	${direct_addr:+"infer direct $direct_addr $infer_path infer.lua $direct_pid"}
 	"chat upstream $up_a $chat_path chat.lua $up_a_pid"
 	"chat nginx $nginx_addr $chat_path chat.lua $nginx_pids"
 	"chat slipway $gw_addr $chat_path chat.lua $slipway_pid"
+	${own_addr:+"chat own $own_addr $chat_path chat.lua $own_pid"}
 	${httputil_addr:+"chat httputil $httputil_addr $chat_path chat.lua $httputil_pid"}
 	${direct_addr:+"chat direct $direct_addr $chat_path chat.lua $direct_pid"}
 )
@@ -433,6 +449,11 @@ awk -v rounds="$rounds" '
 			h = p SUBSEP "httputil"
 			if ((h in mr) && (x in mr) && mr[x] > 0 && m99[x] > 0)
 				printf "httputil/nginx:   throughput %.2fx, p99 %.2fx, CPU per request %.1fx\n", mr[h] / mr[x], m99[h] / m99[x], (mc[x] > 0 ? mc[h] / mc[x] : 0)
+			h = p SUBSEP "own"
+			if ((h in mr) && (x in mr) && mr[x] > 0 && m99[x] > 0)
+				printf "own/nginx:        throughput %.2fx, p99 %.2fx, CPU per request %.1fx (the gateway on its own server, profile harness)\n", mr[h] / mr[x], m99[h] / m99[x], (mc[x] > 0 ? mc[h] / mc[x] : 0)
+			if ((h in mr) && (pk in mr) && mr[pk] > 0)
+				printf "own/Portkey:      throughput %.1fx, p99 %.2fx\n", mr[h] / mr[pk], m99[h] / m99[pk]
 			h = p SUBSEP "direct"
 			if ((h in mr) && (x in mr) && mr[x] > 0 && m99[x] > 0)
 				printf "direct/nginx:     throughput %.2fx, p99 %.2fx, CPU per request %.1fx\n", mr[h] / mr[x], m99[h] / m99[x], (mc[x] > 0 ? mc[h] / mc[x] : 0)

@@ -128,6 +128,12 @@ func parseRequestHead(head string, h http.Header, slab []string) (requestHead, [
 			}
 			hd.expectContinue = true
 		}
+		if k == "Host" || k == "Transfer-Encoding" {
+			continue // as net/http's server: they live in Request.Host and TransferEncoding
+		}
+		if _, ok := h[k]; ok && k == "Content-Length" {
+			continue // repeated with the same value: kept once, as net/http does
+		}
 		slab = append(slab, v)
 		if vs, ok := h[k]; ok {
 			h[k] = append(vs, v)

@@ -185,6 +185,9 @@ func (w *srvWriter) Write(p []byte) (int, error) {
 	}
 	w.written += int64(len(p))
 	if w.isHead {
+		if !w.committed && len(w.body)+len(p) <= cap(w.body) {
+			w.body = append(w.body, p...) // to sniff its type; never sent
+		}
 		return len(p), nil
 	}
 	if !w.committed {

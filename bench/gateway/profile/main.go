@@ -57,6 +57,7 @@ type config struct {
 	cpuProfile, memProfile     string
 	logLevel                   string
 	mode                       string
+	server                     string
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&c.memProfile, "memprofile", "", "allocation profile output, written at exit (none when empty)")
 	flag.StringVar(&c.logLevel, "log-level", "info", "access log level, as slipway server's --log-level")
 	flag.StringVar(&c.mode, "mode", "slipway", "what to serve: slipway (its gateway), httputil (a bare httputil.ReverseProxy) or direct (a hand-rolled proxy)")
+	flag.StringVar(&c.server, "server", "own", "HTTP server: own (the gateway's own HTTP/1.1 server, gateway.Server) or nethttp (net/http's, as slipway server used before)")
 	flag.Parse()
 	if c.upstreamA == "" || c.upstreamB == "" {
 		log.Fatal("profile: -upstream-a and -upstream-b are required")
@@ -113,11 +115,21 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	var srv server
+	switch c.server {
+	case "own":
+		srv = gateway.NewServer(handler, gateway.ServerConfig{
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Log: logger,
+		})
+	case "nethttp":
+		srv = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	default:
+		return fmt.Errorf("-server %q: want own or nethttp", c.server)
 	}
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
@@ -158,6 +170,12 @@ func run(c config) error {
 		}
 	}
 	return nil
+}
+
+// server is what serves the handler: gateway.Server or net/http's.
+type server interface {
+	Serve(net.Listener) error
+	Close() error
 }
 
 // slipwayGateway is the gateway as `slipway server` builds it, with one
