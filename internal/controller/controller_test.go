@@ -212,6 +212,13 @@ func TestStartRefusals(t *testing.T) {
 	if _, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(strings.Replace(canary, `"2"`, `"3"`, 1)), controller.StartOptions{}); !errors.Is(err, domain.ErrConflict) {
 		t.Errorf("a second active rollout: %v", err)
 	}
+	// A superseding start that is refused ends nothing.
+	if _, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(strings.Replace(canary, `"2"`, `"1"`, 1)), controller.StartOptions{Supersede: true}); !errors.Is(err, domain.ErrPrecondition) {
+		t.Errorf("superseding with the serving version as candidate: %v", err)
+	}
+	if cur, _ := e.ctl.Get(t.Context(), first.ID); !cur.Active() {
+		t.Errorf("a refused superseding start ended rollout %d: %s", first.ID, cur.Phase)
+	}
 	second, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(strings.Replace(canary, `"2"`, `"3"`, 1)), controller.StartOptions{Supersede: true})
 	if err != nil || second.Candidate != 3 || second.Baseline != 1 {
 		t.Fatalf("supersede: %+v %v", second, err)

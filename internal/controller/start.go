@@ -46,22 +46,19 @@ func (c *Controller) Start(ctx context.Context, who Actor, file string, data []b
 	if err != nil {
 		return domain.Rollout{}, err
 	}
-	if opt.Supersede {
-		if err := c.supersede(ctx, who, spec.Model, spec.Environment); err != nil {
-			return domain.Rollout{}, err
-		}
-	}
-	dep, err := c.cfg.Store.GetDeployment(ctx, spec.Model, spec.Environment)
-	if errors.Is(err, domain.ErrNotFound) {
-		return domain.Rollout{}, fmt.Errorf("%q is not deployed in %s, so there is no baseline to compare with; deploy a first version (slipway deploy %s VERSION --env %s): %w",
-			spec.Model, spec.Environment, spec.Model, spec.Environment, domain.ErrPrecondition)
-	}
+	baseline, err := c.baseline(ctx, spec.Model, spec.Environment, cand.Number)
 	if err != nil {
 		return domain.Rollout{}, err
 	}
-	baseline := dep.StableVersion()
-	if baseline == cand.Number {
-		return domain.Rollout{}, fmt.Errorf("version %d already serves %q in %s (it is the stable version); roll out another version: %w", cand.Number, spec.Model, spec.Environment, domain.ErrPrecondition)
+	if opt.Supersede {
+		// Checked above, so a refused start ends nothing; the superseded
+		// rollout puts its baseline back, which is what serves now.
+		if err := c.supersede(ctx, who, spec.Model, spec.Environment); err != nil {
+			return domain.Rollout{}, err
+		}
+		if baseline, err = c.baseline(ctx, spec.Model, spec.Environment, cand.Number); err != nil {
+			return domain.Rollout{}, err
+		}
 	}
 	r, err := rollout.NewRollout(spec, baseline, cand.Number, who.Name, c.cfg.Clock.Now())
 	if err != nil {
@@ -93,6 +90,24 @@ func (c *Controller) Start(ctx context.Context, who Actor, file string, data []b
 	}
 	rn.poke()
 	return rn.current(), nil
+}
+
+// baseline is the version model serves in env now (its stable version),
+// which a rollout of candidate compares with.
+func (c *Controller) baseline(ctx context.Context, model, env string, candidate int) (int, error) {
+	dep, err := c.cfg.Store.GetDeployment(ctx, model, env)
+	if errors.Is(err, domain.ErrNotFound) {
+		return 0, fmt.Errorf("%q is not deployed in %s, so there is no baseline to compare with; deploy a first version (slipway deploy %s VERSION --env %s): %w",
+			model, env, model, env, domain.ErrPrecondition)
+	}
+	if err != nil {
+		return 0, err
+	}
+	b := dep.StableVersion()
+	if b == candidate {
+		return 0, fmt.Errorf("version %d already serves %q in %s (it is the stable version); roll out another version: %w", candidate, model, env, domain.ErrPrecondition)
+	}
+	return b, nil
 }
 
 // gatePassed returns the completed promotion of version into env, 0
