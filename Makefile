@@ -69,6 +69,10 @@ bench: bench-deps ## Run the benchmarks behind docs/performance.md (a few minute
 bench-gateway: ## Gateway against nginx and Portkey with wrk on loopback (installs wrk, nginx, Node as needed; ~5 min)
 	./bench/gateway/run.sh
 
+.PHONY: bench-rollback
+bench-rollback: ## Automatic rollback: the judge's requests to detect, A/A false rollbacks, 20 rollbacks on a real server at 1,000 req/s (~5 min)
+	./bench/rollback/run.sh
+
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against (Debian's XGBoost, bc)
 	@if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null || ! command -v bc >/dev/null; then \
