@@ -125,6 +125,10 @@ func Judge(s Spec, obs Observations) Verdict {
 		v.Outcome, v.Reason = Error, "baseline: "+err.Error()
 		return v
 	}
+	if c := obs.Comparison; c != nil && c.Disagreed > c.Compared {
+		v.Outcome, v.Reason = Error, fmt.Sprintf("comparison: %d disagreements out of %d compared answers", c.Disagreed, c.Compared)
+		return v
+	}
 	alpha := v.FalseRollbackRate / float64(statisticalChecks(s))
 	for i, r := range s.Rules {
 		switch {
@@ -132,6 +136,8 @@ func Judge(s Spec, obs Observations) Verdict {
 			v.Checks = append(v.Checks, judgePrometheus(i, *r.Prometheus, obs.Prometheus)...)
 		case r.Metric == ErrorRate:
 			v.Checks = append(v.Checks, judgeErrorRate(i, r, obs, alpha)...)
+		case r.Metric == DisagreementRate:
+			v.Checks = append(v.Checks, judgeDisagreement(i, r, obs, alpha)...)
 		default:
 			v.Checks = append(v.Checks, judgeLatency(i, r, obs, alpha)...)
 		}

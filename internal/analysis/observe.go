@@ -14,6 +14,19 @@ type Observations struct {
 	// Prometheus holds one result per query (PrometheusRule.Query), as
 	// QueryPrometheus gathers them.
 	Prometheus map[string]PromResult `json:"prometheus,omitempty"`
+	// Comparison is how the candidate's mirrored answers compared with
+	// the primary's answers to the same requests; nil when the candidate
+	// is not mirrored, and then disagreement_rate rules are not judged.
+	Comparison *Comparison `json:"comparison,omitempty"`
+}
+
+// Comparison counts mirrored answers compared with the primary's:
+// Compared could be compared, Disagreed of them differed (a label
+// differed, a score beyond the gateway's tolerance). Answers that could
+// not be compared (errors, unknown shapes) count in neither.
+type Comparison struct {
+	Compared  uint64 `json:"compared"`
+	Disagreed uint64 `json:"disagreed"`
 }
 
 // Version is one version's traffic, cumulative since the analysis

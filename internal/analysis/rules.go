@@ -15,28 +15,7 @@ func judgeErrorRate(i int, r Rule, obs Observations, alpha float64) []Check {
 	kb, nb := obs.Baseline.Errors, obs.Baseline.Requests
 	pc, pb := ratio(kc, nc), ratio(kb, nb)
 	if r.Max != nil {
-		m := *r.Max
-		c := Check{Rule: i, Metric: string(ErrorRate), Kind: "max", Method: RateSequence,
-			Observed: pc, Threshold: m, Candidate: ptr(pc), CandidateSamples: nc, Alpha: alpha}
-		lo, hi := rateBounds(kc, nc, alpha)
-		c.Lower, c.Upper = ptr(lo), ptr(hi)
-		seen := fmt.Sprintf("candidate error rate %d/%d = %s", kc, nc, pct(pc))
-		switch {
-		case nc == 0:
-			c.Outcome, c.Reason = Inconclusive, "error_rate: no candidate requests yet"
-			c.Candidate = nil
-		case rateAbove(kc, nc, m, alpha):
-			c.EValue = eValue(logMixture(kc, nc, m))
-			c.Outcome = Fail
-			c.Reason = fmt.Sprintf("%s is above the %s ceiling (at least %s at confidence %s)", seen, pct(m), pct(lo), pct(1-alpha))
-		case pc > m:
-			c.EValue = eValue(logMixture(kc, nc, m))
-			c.Outcome = Inconclusive
-			c.Reason = fmt.Sprintf("%s is above the %s ceiling, not yet beyond chance (e-value %.3g of %.3g needed)", seen, pct(m), *c.EValue, 1/alpha)
-		default:
-			c.Outcome, c.Reason = Pass, fmt.Sprintf("%s is within the %s ceiling", seen, pct(m))
-		}
-		out = append(out, c)
+		out = append(out, rateCeiling(i, ErrorRate, "error rate", "requests", kc, nc, *r.Max, alpha))
 	}
 	if r.MaxVsBaseline != nil {
 		d := *r.MaxVsBaseline
@@ -62,6 +41,47 @@ func judgeErrorRate(i int, r Rule, obs Observations, alpha float64) []Check {
 		out = append(out, c)
 	}
 	return out
+}
+
+// rateCeiling checks a ratio k/n of the candidate's (errors over
+// requests, disagreements over compared answers) against a ceiling m with
+// a confidence sequence at level alpha; what names the ratio and unit
+// what n counts, for people.
+func rateCeiling(i int, metric Metric, what, unit string, k, n uint64, m, alpha float64) Check {
+	p := ratio(k, n)
+	c := Check{Rule: i, Metric: string(metric), Kind: "max", Method: RateSequence,
+		Observed: p, Threshold: m, Candidate: ptr(p), CandidateSamples: n, Alpha: alpha}
+	lo, hi := rateBounds(k, n, alpha)
+	c.Lower, c.Upper = ptr(lo), ptr(hi)
+	seen := fmt.Sprintf("candidate %s %d/%d = %s", what, k, n, pct(p))
+	switch {
+	case n == 0:
+		c.Outcome, c.Reason = Inconclusive, fmt.Sprintf("%s: no candidate %s yet", metric, unit)
+		c.Candidate = nil
+	case rateAbove(k, n, m, alpha):
+		c.EValue = eValue(logMixture(k, n, m))
+		c.Outcome = Fail
+		c.Reason = fmt.Sprintf("%s is above the %s ceiling (at least %s at confidence %s)", seen, pct(m), pct(lo), pct(1-alpha))
+	case p > m:
+		c.EValue = eValue(logMixture(k, n, m))
+		c.Outcome = Inconclusive
+		c.Reason = fmt.Sprintf("%s is above the %s ceiling, not yet beyond chance (e-value %.3g of %.3g needed)", seen, pct(m), *c.EValue, 1/alpha)
+	default:
+		c.Outcome, c.Reason = Pass, fmt.Sprintf("%s is within the %s ceiling", seen, pct(m))
+	}
+	return c
+}
+
+// judgeDisagreement checks a disagreement_rate rule: the share of the
+// candidate's mirrored answers that differed from the primary's, against
+// its ceiling. It is judged only while the candidate is mirrored
+// (obs.Comparison set); once it takes live traffic there is nothing to
+// compare and the rule makes no check.
+func judgeDisagreement(i int, r Rule, obs Observations, alpha float64) []Check {
+	if obs.Comparison == nil || r.Max == nil {
+		return nil
+	}
+	return []Check{rateCeiling(i, DisagreementRate, "disagreement rate", "compared answers", obs.Comparison.Disagreed, obs.Comparison.Compared, *r.Max, alpha)}
 }
 
 // diffAbove reports whether the candidate's error rate is shown to

@@ -41,10 +41,13 @@ const (
 	LatencyP90Ms Metric = "latency_p90_ms"
 	LatencyP95Ms Metric = "latency_p95_ms"
 	LatencyP99Ms Metric = "latency_p99_ms"
+	// DisagreementRate is the share of a mirrored candidate's answers
+	// that differ from the primary's (shadow traffic only).
+	DisagreementRate Metric = "disagreement_rate"
 )
 
 // Metrics lists every metric a rule may name.
-var Metrics = []Metric{ErrorRate, LatencyP50Ms, LatencyP90Ms, LatencyP95Ms, LatencyP99Ms}
+var Metrics = []Metric{ErrorRate, LatencyP50Ms, LatencyP90Ms, LatencyP95Ms, LatencyP99Ms, DisagreementRate}
 
 // quantile is the latency quantile a metric names, 0 for error_rate.
 func (m Metric) quantile() float64 {
@@ -198,6 +201,15 @@ func (r Rule) validate(i int) error {
 	if err := finite(i, "maxRatioVsBaseline", r.MaxRatioVsBaseline); err != nil {
 		return err
 	}
+	if r.Metric == DisagreementRate {
+		if r.MaxVsBaseline != nil || r.MaxRatioVsBaseline != nil {
+			return specErr(i, "", "disagreement_rate compares the candidate's mirrored answers with the primary's; it takes max only (0.01 is 1 %% of answers)")
+		}
+		if *r.Max < 0 || *r.Max >= 1 {
+			return specErr(i, "max", "is %g; a disagreement ceiling is a fraction from 0 to below 1 (0.01 is 1 %%)", *r.Max)
+		}
+		return nil
+	}
 	if r.Metric == ErrorRate {
 		if r.MaxRatioVsBaseline != nil {
 			return specErr(i, "maxRatioVsBaseline", "applies to latency; error_rate compares with the baseline by maxVsBaseline, an absolute difference such as 0.005")
@@ -245,6 +257,9 @@ func (p PrometheusRule) validate(i int) error {
 }
 
 func (m Metric) relativeField() string {
+	if m == DisagreementRate {
+		return "nothing else (disagreement_rate takes max only)"
+	}
 	if m == ErrorRate {
 		return "maxVsBaseline"
 	}

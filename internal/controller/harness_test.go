@@ -42,6 +42,9 @@ type env struct {
 	ctl   *controller.Controller
 	stop  func()
 	admin controller.Actor
+	// disagree, when above 0, makes every disagree-th mirrored answer
+	// differ from the primary's.
+	disagree int
 }
 
 func newEnv(t *testing.T) *env {
@@ -240,6 +243,9 @@ func (e *env) request(rt *deployment.Route, i, n, candidate, failEvery int) (int
 		call := metrics.ShadowCall{Status: 200, Latency: 2 * time.Millisecond, Compare: metrics.ShadowComparison{Result: metrics.CompareAgree}}
 		if sh.Target.Version == candidate && failEvery > 0 && n%failEvery == 0 {
 			call.Status = 500
+		}
+		if e.disagree > 0 && n%e.disagree == 0 {
+			call.Compare.Result = metrics.CompareDisagree
 		}
 		e.live.ObserveShadow(metricsKey(sh.Target.Version), call)
 	}

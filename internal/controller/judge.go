@@ -57,9 +57,10 @@ func (rn *runner) judgeNow(ctx context.Context, now time.Time) *rollout.Verdict 
 	nowC, _ := m.Totals(kc)
 	base, errB := since(nowB, &j.startB, kb)
 	var cand analysis.Version
+	var cmp *analysis.Comparison
 	var errC error
 	if req.Mode == rollout.JudgeShadow {
-		cand, errC = shadowSince(nowC, &j.startC, kc)
+		cand, cmp, errC = shadowSince(nowC, &j.startC, kc)
 	} else {
 		cand, errC = since(nowC, &j.startC, kc)
 	}
@@ -70,7 +71,7 @@ func (rn *runner) judgeNow(ctx context.Context, now time.Time) *rollout.Verdict 
 	if err := errors.Join(errB, errC); err != nil {
 		v = analysis.Verdict{Outcome: analysis.Error, Reason: "the live counters cannot be read: " + err.Error()}
 	} else {
-		v = analysis.Judge(spec, analysis.Observations{Baseline: base, Candidate: cand, Prometheus: rn.prometheus(ctx, &spec, now)})
+		v = analysis.Judge(spec, analysis.Observations{Baseline: base, Candidate: cand, Comparison: cmp, Prometheus: rn.prometheus(ctx, &spec, now)})
 	}
 	out := &rollout.Verdict{Run: req.Run, Verdict: v}
 	j.promMu.Lock()
@@ -91,14 +92,15 @@ func since(now metrics.Totals, start *metrics.Totals, k metrics.Key) (analysis.V
 	return v, err
 }
 
-// shadowSince is since for the mirrored traffic of k.
-func shadowSince(now metrics.Totals, start *metrics.Totals, k metrics.Key) (analysis.Version, error) {
+// shadowSince is since for the mirrored traffic of k: the mirrored
+// calls, and how their answers compared with the primary's.
+func shadowSince(now metrics.Totals, start *metrics.Totals, k metrics.Key) (analysis.Version, *analysis.Comparison, error) {
 	s, err := now.ShadowSince(*start)
 	if errors.Is(err, metrics.ErrRestarted) {
 		*start = metrics.Totals{Key: k}
 		s, err = now.ShadowSince(*start)
 	}
-	return s.Analysis(), err
+	return s.Analysis(), &analysis.Comparison{Compared: s.Agreed + s.Disagreed, Disagreed: s.Disagreed}, err
 }
 
 // judgedRuns is how many analysis runs a plan judges: one per step that

@@ -101,6 +101,8 @@ analysis:
   rules:
     - metric: error_rate
       max: 0.02
+    - metric: disagreement_rate
+      max: 0.05
 `
 
 // Shadow first: the candidate answers mirrored requests only, is judged
@@ -122,6 +124,16 @@ func TestShadowFirst(t *testing.T) {
 	}
 	if served[3] != 0 {
 		t.Errorf("the failing shadow served %d live requests", served[3])
+	}
+
+	// A mirror that answers without errors but disagrees with the
+	// primary is rolled back on the disagreement rule.
+	e3 := newEnv(t)
+	e3.disagree = 4
+	r = e3.rollout(shadowFirst, e3.admin)
+	served, _, end = e3.traffic(r.ID, 2, 0, 30*time.Second)
+	if end.Phase != domain.RolloutRolledBack || !strings.Contains(end.Reason, "disagreement") || served[2] != 0 {
+		t.Fatalf("a disagreeing shadow ended %s (%s), served %d live", end.Phase, end.Reason, served[2])
 	}
 }
 
