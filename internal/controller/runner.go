@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,7 +219,22 @@ func (c *Controller) Command(ctx context.Context, who Actor, id int64, kind roll
 	}
 	rn.poke()
 	for _, res := range d.Commands {
-		if res.Err != nil {
+		var te *rollout.TransitionError
+		switch {
+		case errors.As(res.Err, &te):
+			// Say what a person may do, not which internal events the
+			// phase accepts.
+			var can []string
+			for _, k := range rollout.Commands(te.Phase) {
+				can = append(can, string(k))
+			}
+			now := "nothing: it has ended"
+			if len(can) > 0 {
+				now = strings.Join(can, ", ")
+			}
+			return d.Rollout, fmt.Errorf("rollout %d is %s (%s): %s is not possible now; possible: %s: %w",
+				id, te.Phase, d.Rollout.Reason, kind, now, domain.ErrPrecondition)
+		case res.Err != nil:
 			return d.Rollout, fmt.Errorf("rollout %d: %w", id, res.Err)
 		}
 	}

@@ -14,6 +14,7 @@ const module = "github.com/slipway-ml/slipway/"
 // order is the package map of DESIGN.md, top to bottom: a package may
 // import only packages listed before it.
 var order = []string{
+	"examples/breast-cancer", // the example's models and data, embedded for slipway demo
 	"internal/domain",
 	"internal/clock",
 	"internal/requestid",

@@ -235,3 +235,25 @@ func Desired(r domain.Rollout) Actions {
 	}
 	return a
 }
+
+// commandEvents is the event each command fires.
+var commandEvents = []struct {
+	Kind  CommandKind
+	Event Event
+}{
+	{CommandPause, EventPause}, {CommandResume, EventResume}, {CommandPromote, EventPromote},
+	{CommandAbort, EventAbort}, {CommandUndo, EventUndo},
+	{CommandApprove, EventApprovalGranted}, {CommandReject, EventApprovalRejected},
+}
+
+// Commands lists the commands a person may give a rollout in phase p,
+// for messages: the transition table's cells that commands fire.
+func Commands(p Phase) []CommandKind {
+	var out []CommandKind
+	for _, c := range commandEvents {
+		if _, err := Transition(p, c.Event); err == nil {
+			out = append(out, c.Kind)
+		}
+	}
+	return out
+}
