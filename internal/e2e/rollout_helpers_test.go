@@ -110,8 +110,15 @@ func (s *server) awaitRollout(t *testing.T, id int64, limit time.Duration, what 
 	t.Helper()
 	var r domain.Rollout
 	poll(t, limit, what, func() (bool, string) {
-		r = s.rolloutStatus(t, id).Rollout
-		return done(r), describeRollout(r)
+		st := s.rolloutStatus(t, id)
+		r = st.Rollout
+		note := describeRollout(r)
+		if st.Live != nil {
+			v := st.Live.Verdict
+			note += fmt.Sprintf("; live verdict %s on %d/%d requests (%d/%d errors): %s", v.Outcome,
+				v.Candidate.Requests, v.Baseline.Requests, v.Candidate.Errors, v.Baseline.Errors, v.Reason)
+		}
+		return done(r), note
 	})
 	return r
 }
@@ -207,6 +214,10 @@ func (l *loadGen) work(w int) {
 		l.total.Add(1)
 		if rec.bad != "" {
 			l.errors.Add(1)
+		}
+		if rec.status == 0 {
+			// No server (killed, restarting): do not spin.
+			time.Sleep(5 * time.Millisecond)
 		}
 		l.mu.Lock()
 		l.recs = append(l.recs, rec)
