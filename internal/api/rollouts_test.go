@@ -212,12 +212,12 @@ func TestRolloutApproval(t *testing.T) {
 		want              int
 		detail            string
 	}{
-		{"starter approves", "approve", h.admin, http.StatusConflict, "separation of duties"},
+		{"starter approves", "approve", h.admin, http.StatusForbidden, "separation of duties"},
 		{"viewer approves", "approve", viewer, http.StatusForbidden, "viewer"},
 		{"viewer rejects", "reject", viewer, http.StatusForbidden, "viewer"},
-		{"author approves", "approve", author, http.StatusConflict, "needs an approval by approver"},
-		{"deployer approves", "approve", dan, http.StatusConflict, "needs an approval by approver"},
-		{"deployer promotes past the approval", "promote", dan, http.StatusConflict, "approval by approver ahead"},
+		{"author approves", "approve", author, http.StatusForbidden, "needs an approval by approver"},
+		{"deployer approves", "approve", dan, http.StatusForbidden, "needs an approval by approver"},
+		{"deployer promotes past the approval", "promote", dan, http.StatusForbidden, "approval by approver ahead"},
 		{"approver pauses", "pause", bob, http.StatusForbidden, "needs deployer"},
 		{"resume while awaiting", "resume", dan, http.StatusConflict, "awaiting_approval"},
 		{"undo before promoting", "undo", dan, http.StatusConflict, "awaiting_approval"},

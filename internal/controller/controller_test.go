@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/controller"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/notify"
@@ -134,10 +135,10 @@ func TestCommandsAndApproval(t *testing.T) {
 		e.feed(1, 2, 0)
 	}
 	// The starter may not approve; a viewer may not either.
-	if _, err := e.ctl.Command(t.Context(), controller.Actor{Name: "dana", Role: domain.RoleAdmin}, r.ID, rollout.CommandApprove, ""); !errors.Is(err, domain.ErrPrecondition) {
+	if _, err := e.ctl.Command(t.Context(), controller.Actor{Name: "dana", Role: domain.RoleAdmin}, r.ID, rollout.CommandApprove, ""); !errors.Is(err, auth.ErrForbidden) {
 		t.Errorf("the starter approved: %v", err)
 	}
-	if _, err := e.ctl.Command(t.Context(), controller.Actor{Name: "vic", Role: domain.RoleViewer}, r.ID, rollout.CommandApprove, ""); !errors.Is(err, domain.ErrPrecondition) {
+	if _, err := e.ctl.Command(t.Context(), controller.Actor{Name: "vic", Role: domain.RoleViewer}, r.ID, rollout.CommandApprove, ""); !errors.Is(err, auth.ErrForbidden) {
 		t.Errorf("a viewer approved: %v", err)
 	}
 	got, err := e.ctl.Command(t.Context(), controller.Actor{Name: "bob", Role: domain.RoleApprover}, r.ID, rollout.CommandApprove, "numbers hold")

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/rollout"
 	"github.com/slipway-ml/slipway/internal/store"
@@ -234,6 +235,9 @@ func (c *Controller) Command(ctx context.Context, who Actor, id int64, kind roll
 			}
 			return d.Rollout, fmt.Errorf("rollout %d is %s (%s): %s is not possible now; possible: %s: %w",
 				id, te.Phase, d.Rollout.Reason, kind, now, domain.ErrPrecondition)
+		case errors.Is(res.Err, rollout.ErrNotPermitted):
+			msg := strings.TrimSuffix(res.Err.Error(), ": "+rollout.ErrNotPermitted.Error())
+			return d.Rollout, fmt.Errorf("rollout %d: %s: %w", id, msg, auth.ErrForbidden)
 		case res.Err != nil:
 			return d.Rollout, fmt.Errorf("rollout %d: %w", id, res.Err)
 		}

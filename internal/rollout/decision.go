@@ -236,6 +236,12 @@ func Desired(r domain.Rollout) Actions {
 	return a
 }
 
+// ErrNotPermitted is a command refused because of who gave it: a role
+// that may not decide the step, or the rollout's own creator approving
+// (separation of duties). It is an ErrPrecondition; the controller tells
+// callers it is forbidden.
+var ErrNotPermitted = fmt.Errorf("not permitted: %w", domain.ErrPrecondition)
+
 // commandEvents is the event each command fires.
 var commandEvents = []struct {
 	Kind  CommandKind

@@ -345,7 +345,7 @@ func (m *machine) command(c Command) error {
 		}
 		for _, need := range m.plan.remainingApprovals(r.Step) {
 			if !c.Role.Allows(need) {
-				return fmt.Errorf("the plan still has an approval by %s ahead; promoting skips it, so it needs a token that may approve as %s (%s holds %s): %w", need, need, who, roleName(c.Role), domain.ErrPrecondition)
+				return fmt.Errorf("the plan still has an approval by %s ahead; promoting skips it, so it needs a token that may approve as %s (%s holds %s): %w", need, need, who, roleName(c.Role), ErrNotPermitted)
 			}
 		}
 		return m.fire(EventPromote, c.By, why("promoted"))
@@ -368,10 +368,10 @@ func (m *machine) command(c Command) error {
 		}
 		s := m.plan.Steps[r.Step]
 		if !c.Role.Allows(s.Role) {
-			return fmt.Errorf("step %d needs an approval by %s; %s holds %s: %w", r.Step+1, s.Role, who, roleName(c.Role), domain.ErrPrecondition)
+			return fmt.Errorf("step %d needs an approval by %s; %s holds %s: %w", r.Step+1, s.Role, who, roleName(c.Role), ErrNotPermitted)
 		}
 		if e == EventApprovalGranted && c.By != "" && c.By == r.CreatedBy {
-			return fmt.Errorf("%s started this rollout and may not approve its steps; separation of duties needs someone else: %w", c.By, domain.ErrPrecondition)
+			return fmt.Errorf("%s started this rollout and may not approve its steps; separation of duties needs someone else: %w", c.By, ErrNotPermitted)
 		}
 		r.Approvals = append(r.Approvals, domain.RolloutApproval{Step: r.Step, By: c.By, Role: c.Role, Approve: e == EventApprovalGranted, Comment: c.Reason, At: m.now})
 		if e == EventApprovalRejected {
