@@ -11,18 +11,24 @@
 // the baseline at weight 0, injects a fault that aborts -abort-percent of
 // its requests with 500, and starts a canary rollout whose first step is
 // -weight % under an `error_rate max: 0.02` rule. The rollout must roll
-// the candidate back by itself. From the answers the client saw (the
-// gateway's X-Slipway-Version header says which version answered) and the
-// rollout's stored record it takes, per run:
+// the candidate back by itself. Per run it takes:
 //
-//   - the canary requests answered from its first answer until the route
-//     swap took effect, and how many the judge had counted at its Fail;
+//   - the canary requests the judge had counted at its Fail, and the
+//     canary answers before the route swap took effect;
 //   - the milliseconds from the candidate's first answer, and from its
 //     first failed answer, to the rollback being decided (the history's
 //     rolled_back transition) and in effect (the rollout's updated_at
 //     when it was stored with in_effect after ApplySplit swapped routes).
 //
-// The client and the server read the same wall clock (one machine). It
+// Each answer is seen twice: in the gateway's access log (its time is
+// when the gateway finished the request and counted it for the judge)
+// and by the client (which version answered is the gateway's
+// X-Slipway-Version header). The gateway's view is the controller's
+// reaction time; the client's adds the time answers take to reach a
+// caller, which on a loaded machine is most of it. The client and the
+// server read the same wall clock (one machine).
+//
+// It
 // prints each run, then the median and maximum of each figure, and the
 // machine's load while it ran. It imports slipway's API client and types,
 // not its server: everything goes through the real binary's HTTP API.
@@ -58,6 +64,7 @@ type config struct {
 	runs, rate, weight                        int
 	abortPercent                              float64
 	serverPID                                 int
+	serverLog                                 string
 	warmup, settle                            time.Duration
 }
 
@@ -72,13 +79,14 @@ func main() {
 	flag.IntVar(&c.weight, "weight", 20, "the canary's first (and judged) weight, percent")
 	flag.Float64Var(&c.abortPercent, "abort-percent", 30, "share of the candidate's requests the injected fault aborts with 500")
 	flag.IntVar(&c.serverPID, "server-pid", 0, "the server's process ID, to report its CPU use (0: not reported)")
+	flag.StringVar(&c.serverLog, "server-log", "", "the server's log file (JSON lines at info), for the gateway's own time of each answer")
 	flag.DurationVar(&c.warmup, "warmup", 3*time.Second, "baseline-only load before the first run")
 	flag.DurationVar(&c.settle, "settle", time.Second, "baseline-only load between setting a run up and starting its rollout")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench/rollback: ")
-	if c.apiAddr == "" || c.gatewayAddr == "" || c.tokenFile == "" || c.upstream == "" {
-		log.Fatal("-api, -gateway, -token-file and -upstream are required (bench/rollback/run.sh sets them)")
+	if c.apiAddr == "" || c.gatewayAddr == "" || c.tokenFile == "" || c.upstream == "" || c.serverLog == "" {
+		log.Fatal("-api, -gateway, -token-file, -upstream and -server-log are required (bench/rollback/run.sh sets them)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -126,9 +134,10 @@ func run(ctx context.Context, c config) error {
 		c.runs, c.rate, c.weight, c.abortPercent)
 	fmt.Println(resultHeader)
 	mach := startMachine(c.serverPID)
+	gl := &gatewayLog{path: c.serverLog}
 	var results []result
 	for i := 1; i <= c.runs; i++ {
-		r, err := oneRun(ctx, cl, load, c, base, i)
+		r, err := oneRun(ctx, cl, load, gl, c, base, i)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
@@ -143,7 +152,7 @@ func run(ctx context.Context, c config) error {
 }
 
 // oneRun measures one rollout of a fresh faulty candidate.
-func oneRun(ctx context.Context, cl *apiclient.Client, load *openLoad, c config, base, i int) (result, error) {
+func oneRun(ctx context.Context, cl *apiclient.Client, load *openLoad, gl *gatewayLog, c config, base, i int) (result, error) {
 	cand, err := pushVersion(ctx, cl, c.upstream)
 	if err != nil {
 		return result{}, err
@@ -210,7 +219,15 @@ rollback: automatic
 	if ro.Phase != domain.RolloutRolledBack {
 		return result{}, fmt.Errorf("rollout %d of version %d ended %s, not rolled_back: %s", ro.ID, cand, ro.Phase, ro.Reason)
 	}
-	return measure(i, cand, ro, load)
+	// The gateway's log lines of those answers are out within 100 ms.
+	if err := sleep(ctx, 250*time.Millisecond); err != nil {
+		return result{}, err
+	}
+	seen, err := gl.candidate(cand)
+	if err != nil {
+		return result{}, err
+	}
+	return measure(i, cand, ro, load.answers(), load, seen)
 }
 
 func pushVersion(ctx context.Context, cl *apiclient.Client, upstream string) (int, error) {
@@ -224,9 +241,9 @@ func pushVersion(ctx context.Context, cl *apiclient.Client, upstream string) (in
 	return v.Number, nil
 }
 
-// measure reads one run's figures from the rollout's record and the
-// answers the client saw from the candidate.
-func measure(i, cand int, ro domain.Rollout, load *openLoad) (result, error) {
+// measure reads one run's figures from the rollout's record, the
+// answers the client saw and those the gateway logged.
+func measure(i, cand int, ro domain.Rollout, answers []answer, load *openLoad, logged []access) (result, error) {
 	r := result{run: i, candidate: cand, rollout: ro.ID, inEffect: ro.UpdatedAt}
 	for _, h := range ro.History {
 		if h.To == domain.RolloutRolledBack {
@@ -241,36 +258,28 @@ func measure(i, cand int, ro domain.Rollout, load *openLoad) (result, error) {
 	if r.decided.IsZero() {
 		return r, errors.New("the rollout's history has no rolled_back transition")
 	}
-	first, firstFail := time.Duration(-1), time.Duration(-1)
-	var last time.Duration
-	for _, a := range load.answers() {
+	for _, a := range answers {
 		if a.version != cand {
 			continue
 		}
-		r.answered++
-		if first < 0 || a.done < first {
-			first = a.done
-		}
-		last = max(last, a.done)
-		bad := a.status >= 500
-		if bad {
-			r.failed++
-			if firstFail < 0 || a.done < firstFail {
-				firstFail = a.done
-			}
-		}
-		if !load.at(a.done).After(r.inEffect) {
-			r.beforeSwap++
-			if bad {
-				r.failedBeforeSwap++
-			}
-		}
+		r.client.add(load.at(a.done), a.status >= 500 || a.failed, r.inEffect)
+		r.clientLast = later(r.clientLast, load.at(a.done))
 	}
-	if first < 0 || firstFail < 0 {
-		return r, fmt.Errorf("the client saw %d answers and %d failures from version %d; the rollout was rolled back without them: %s", r.answered, r.failed, cand, ro.Reason)
+	for _, a := range logged {
+		r.gateway.add(a.at, a.status >= 500, r.inEffect)
 	}
-	r.first, r.firstFail, r.last = load.at(first), load.at(firstFail), load.at(last)
+	if r.client.failed == 0 || r.gateway.failed == 0 {
+		return r, fmt.Errorf("version %d: the client saw %d answers (%d failed), the gateway logged %d (%d failed); the rollout was rolled back without a failure seen: %s",
+			cand, r.client.answered, r.client.failed, r.gateway.answered, r.gateway.failed, ro.Reason)
+	}
 	return r, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -14,27 +14,57 @@ import (
 type result struct {
 	run, candidate int
 	rollout        int64
-	// answered and failed count the candidate's answers the client saw
-	// (all of them, including any in flight at the swap); beforeSwap and
-	// failedBeforeSwap those that arrived before the swap was in effect.
-	answered, failed, beforeSwap, failedBeforeSwap int
 	// judged is the candidate requests in the judge's Fail verdict.
 	judged uint64
-	// first and firstFail are the candidate's first answer and first
-	// failed answer at the client, last its last answer; decided is the
-	// rolled_back transition; inEffect is when the swap was stored as
-	// in effect.
-	first, firstFail, last, decided, inEffect time.Time
+	// decided is the rolled_back transition; inEffect is when the
+	// rollout was stored as in effect, after ApplySplit swapped routes.
+	decided, inEffect time.Time
+	// gateway and client are the candidate's answers as the gateway
+	// logged them and as the client read them.
+	gateway, client seen
+	clientLast      time.Time
+}
+
+// seen is one side's view of the candidate's answers.
+type seen struct {
+	// answered and failed count them all, beforeSwap and
+	// failedBeforeSwap those that came before the swap was in effect.
+	answered, failed, beforeSwap, failedBeforeSwap int
+	// first and firstFail are the first answer and the first failed one.
+	first, firstFail time.Time
+}
+
+func (s *seen) add(at time.Time, bad bool, swap time.Time) {
+	s.answered++
+	if s.first.IsZero() || at.Before(s.first) {
+		s.first = at
+	}
+	if bad {
+		s.failed++
+		if s.firstFail.IsZero() || at.Before(s.firstFail) {
+			s.firstFail = at
+		}
+	}
+	if !at.After(swap) {
+		s.beforeSwap++
+		if bad {
+			s.failedBeforeSwap++
+		}
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-const resultHeader = "run version rollout  canary-answers-to-swap (5xx)  judged  ms-first→decided  ms-first→swap  ms-first-5xx→swap  ms-first→last-answer"
+const resultHeader = `                    |              gateway's view               |          client's view
+run version judged  | answers (5xx)  first→decided  first→swap  5xx→swap | answers (5xx)  first→swap  5xx→swap  first→last
+                    |  before swap       ms            ms          ms    |  before swap       ms         ms        ms`
 
 func (r result) line() string {
-	return fmt.Sprintf("%3d %7d %7d  %22d (%3d)  %6d  %16.1f  %13.1f  %17.1f  %20.1f",
-		r.run, r.candidate, r.rollout, r.beforeSwap, r.failedBeforeSwap, r.judged,
-		ms(r.decided.Sub(r.first)), ms(r.inEffect.Sub(r.first)), ms(r.inEffect.Sub(r.firstFail)), ms(r.last.Sub(r.first)))
+	g, c := r.gateway, r.client
+	return fmt.Sprintf("%3d %7d %6d  | %7d (%3d)  %13.1f  %10.1f  %8.1f | %7d (%3d)  %10.1f  %8.1f  %10.1f",
+		r.run, r.candidate, r.judged,
+		g.beforeSwap, g.failedBeforeSwap, ms(r.decided.Sub(g.first)), ms(r.inEffect.Sub(g.first)), ms(r.inEffect.Sub(g.firstFail)),
+		c.beforeSwap, c.failedBeforeSwap, ms(r.inEffect.Sub(c.first)), ms(r.inEffect.Sub(c.firstFail)), ms(r.clientLast.Sub(c.first)))
 }
 
 // medianMax is the median (the mean of the middle two for an even count)
@@ -58,18 +88,21 @@ func summarize(rs []result, load *openLoad, m machine, c config) {
 			xs[i] = f(r)
 		}
 		med, mx := medianMax(xs)
-		fmt.Printf("  %-52s median %7.1f  max %7.1f %s\n", name, med, mx, unit)
+		fmt.Printf("  %-58s median %7.1f  max %7.1f %s\n", name, med, mx, unit)
 	}
 	fmt.Printf("\nover %d runs:\n", len(rs))
-	fig("canary answers from its first to the swap", func(r result) float64 { return float64(r.beforeSwap) }, "requests")
-	fig("  of which failed (client-visible 5xx)", func(r result) float64 { return float64(r.failedBeforeSwap) }, "requests")
 	fig("canary requests the judge counted at its Fail", func(r result) float64 { return float64(r.judged) }, "requests")
-	fig("canary answers in all (incl. in flight at the swap)", func(r result) float64 { return float64(r.answered) }, "requests")
-	fig("first canary answer → rollback decided", func(r result) float64 { return ms(r.decided.Sub(r.first)) }, "ms")
-	fig("first canary answer → rollback in effect (swap)", func(r result) float64 { return ms(r.inEffect.Sub(r.first)) }, "ms")
-	fig("first failed canary answer → rollback in effect", func(r result) float64 { return ms(r.inEffect.Sub(r.firstFail)) }, "ms")
+	fig("canary answers before the swap (gateway's log)", func(r result) float64 { return float64(r.gateway.beforeSwap) }, "requests")
+	fig("  of which failed", func(r result) float64 { return float64(r.gateway.failedBeforeSwap) }, "requests")
+	fig("canary answers in all (gateway's log)", func(r result) float64 { return float64(r.gateway.answered) }, "requests")
+	fig("first canary answer → rollback decided (gateway's time)", func(r result) float64 { return ms(r.decided.Sub(r.gateway.first)) }, "ms")
+	fig("first canary answer → rollback in effect (gateway's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.gateway.first)) }, "ms")
+	fig("first failed answer → rollback in effect (gateway's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.gateway.firstFail)) }, "ms")
 	fig("rollback decided → in effect (store, swap, store)", func(r result) float64 { return ms(r.inEffect.Sub(r.decided)) }, "ms")
-	fig("first canary answer → its last answer (client)", func(r result) float64 { return ms(r.last.Sub(r.first)) }, "ms")
+	fig("canary answers before the swap (client)", func(r result) float64 { return float64(r.client.beforeSwap) }, "requests")
+	fig("first canary answer → rollback in effect (client's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.client.first)) }, "ms")
+	fig("first failed answer → rollback in effect (client's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.client.firstFail)) }, "ms")
+	fig("first canary answer → its last answer (client)", func(r result) float64 { return ms(r.clientLast.Sub(r.client.first)) }, "ms")
 
 	// The load as it was really sent: an open loop that fell behind
 	// would make the canary's traffic thinner than the rate says.
@@ -94,7 +127,7 @@ func summarize(rs []result, load *openLoad, m machine, c config) {
 	slices.Sort(late)
 	slices.Sort(lat)
 	q := func(xs []float64, p float64) float64 { return xs[min(len(xs)-1, int(p*float64(len(xs))))] }
-	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s scheduled %d/s); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
+	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s; scheduled %d/s); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
 		len(all), span, float64(len(all))/span, c.rate, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
 	fmt.Printf("machine during the runs (%d CPUs): busy %.0f %%, load average %s → %s; slipway server used %s; this load generator %.0f %% of a CPU\n",
 		m.cpus, m.busy, m.loadBefore, m.loadAfter, m.serverCPU, m.selfCPU)

@@ -126,7 +126,7 @@ echo "== a real server: slipway server (API $api_addr, gateway $gw_addr), upstre
 rc=0
 "$tmp/rollback" -api "$api_addr" -gateway "$gw_addr" -token-file "$tmp/data/admin.token" \
 	-upstream "http://$upstream" -runs "$runs" -rate "$rate" -weight "$weight" \
-	-abort-percent "$abort_percent" -server-pid "$server_pid" || rc=$?
+	-abort-percent "$abort_percent" -server-pid "$server_pid" -server-log "$tmp/slipway.log" || rc=$?
 if [ "$rc" != 0 ]; then
 	say "the measurement failed; the server's log ends:"
 	tail -n 30 "$tmp/slipway.log" >&2
