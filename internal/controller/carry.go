@@ -31,11 +31,14 @@ func (c *Controller) carryOut(ctx context.Context, id int64, a rollout.Actions) 
 // split is the deployment split an action asks for.
 func split(a rollout.Actions) deployment.Split {
 	t := a.Traffic
-	s := deployment.Split{Weights: map[int]int{a.Candidate: t.Candidate}, Stable: a.Stable, Sticky: t.Sticky}
+	s := deployment.Split{Weights: map[int]int{}, Stable: a.Stable, Sticky: t.Sticky}
+	if !a.RetireCandidate {
+		s.Weights[a.Candidate] = t.Candidate
+	}
 	if !t.BaselineRetired {
 		s.Weights[a.Baseline] = t.Baseline
 	}
-	if t.ShadowPercent > 0 {
+	if t.ShadowPercent > 0 && !a.RetireCandidate {
 		s.Shadow = &domain.Shadow{Version: a.Candidate, Percent: t.ShadowPercent}
 	}
 	return s

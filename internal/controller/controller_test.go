@@ -3,6 +3,7 @@ package controller_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,22 @@ func TestResumeAfterRestart(t *testing.T) {
 	_, failed, end := e.traffic(r.ID, 2, 0, 60*time.Second)
 	if end.Phase != domain.RolloutSucceeded || len(failed) != 0 {
 		t.Fatalf("after restart: %s (%s), failed %v", end.Phase, end.Reason, failed)
+	}
+}
+
+// A candidate that cannot be served fails its rollout at the start, with
+// the reason, and the baseline serves as before.
+func TestUnservableCandidateFailsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	bad := e.pushBytes([]byte(`{"learner": "not an XGBoost model"}`))
+	r, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(strings.Replace(canary, `"2"`, `"`+strconv.Itoa(bad.Number)+`"`, 1)), controller.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != domain.RolloutFailed || !r.InEffect || !strings.Contains(r.Reason, "cannot go on") {
+		t.Fatalf("started as %s (in effect %v): %s", r.Phase, r.InEffect, r.Reason)
+	}
+	if w := e.weights(); len(w) != 1 || w[1] != 100 {
+		t.Errorf("weights %v, want only the baseline", w)
 	}
 }

@@ -110,6 +110,13 @@ func (e *env) push(file string) domain.Version {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.pushBytes(b)
+}
+
+// pushBytes registers content as the next xgboost-json version of bc,
+// unchecked: the fleet finds out whether it loads.
+func (e *env) pushBytes(b []byte) domain.Version {
+	e.t.Helper()
 	digest := artifact.DigestOf(b)
 	blobs, err := artifact.OpenLocal(filepath.Join(e.dir, "artifacts"))
 	if err != nil {

@@ -203,6 +203,22 @@ func (rn *runner) once(ctx context.Context, cmds *[]rollout.Command, out *rollou
 	return again, nil
 }
 
+// failFast fails the rollout now when carrying out its first state
+// failed, instead of retrying with backoff: at the start nothing serves
+// the candidate yet, so there is nothing to wait for. It reports whether
+// it did.
+func (rn *runner) failFast(ctx context.Context) bool {
+	rn.mu.Lock()
+	if rn.applyErr == nil {
+		rn.mu.Unlock()
+		return false
+	}
+	rn.applyFails, rn.retryAt = maxApplyFails, time.Time{}
+	rn.mu.Unlock()
+	_, err := rn.tick(ctx, nil)
+	return err == nil
+}
+
 // Command applies a person's command to rollout id now and returns the
 // rollout as stored after it; a command the rollout's phase or plan does
 // not allow is an ErrPrecondition naming what is possible.

@@ -83,10 +83,14 @@ func (c *Controller) Start(ctx context.Context, who Actor, file string, data []b
 	}
 	rn := c.ensure(r.ID)
 	// The first steps (start, candidate beside the baseline at 0 %) run
-	// now, so a candidate that cannot be served fails here and the caller
-	// sees why.
+	// now. A candidate that cannot be served (its runtime does not start,
+	// it speaks another protocol) fails the rollout at once, the baseline
+	// untouched, and the caller sees why in the rollout returned. A store
+	// error is left to the loop, which tries again: the rollout exists.
 	if _, err := rn.tick(ctx, nil); err != nil {
-		return r, err
+		c.cfg.Log.Warn("a new rollout's first steps failed; its loop tries again", "rollout", r.ID, "err", err.Error())
+	} else if rn.failFast(ctx) {
+		c.cfg.Log.Warn("a new rollout's candidate cannot be served; the rollout failed", "rollout", r.ID)
 	}
 	rn.poke()
 	return rn.current(), nil

@@ -141,6 +141,10 @@ type Actions struct {
 	Stable      int
 	// Aliases, when set, should point at Aliases.To.
 	Aliases *AliasMove
+	// RetireCandidate: the rollout ended without the candidate (rolled
+	// back, aborted, failed, superseded), so the deployment stops serving
+	// it altogether rather than keeping it warm at 0 %.
+	RetireCandidate bool
 }
 
 // AliasMove points the environment's aliases at To. From, when not 0,
@@ -217,6 +221,7 @@ func Desired(r domain.Rollout) Actions {
 		Traffic: r.Traffic, Stable: r.Baseline,
 	}
 	aliases := domain.EnvironmentAliases(r.Environment)
+	a.RetireCandidate = r.Phase.Terminal() && r.Phase != domain.RolloutSucceeded
 	switch {
 	case r.Phase == domain.RolloutPromoting || r.Phase == domain.RolloutSucceeded:
 		a.Stable = r.Candidate

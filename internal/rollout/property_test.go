@@ -58,6 +58,9 @@ func checkInvariants(t *testing.T, where string, st State, obs Observations, now
 			t.Errorf("%s: %s before the switch with %+v", where, p, a)
 		}
 	}
+	if a.RetireCandidate != (r.Phase.Terminal() && r.Phase != domain.RolloutSucceeded) {
+		t.Errorf("%s: %s retires the candidate: %v", where, r.Phase, a.RetireCandidate)
+	}
 	if r.Phase.Terminal() != (r.EndedAt != nil) {
 		t.Errorf("%s: %s with EndedAt %v", where, r.Phase, r.EndedAt)
 	}
