@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/slipway-ml/slipway/internal/domain"
 	"github.com/slipway-ml/slipway/internal/notify"
 	"github.com/slipway-ml/slipway/internal/rollout"
+	"github.com/slipway-ml/slipway/internal/store"
 )
 
 const canary = `kind: Rollout
@@ -72,6 +74,10 @@ func TestHealthyCanaryIsPromoted(t *testing.T) {
 
 func TestFailingCanaryIsRolledBack(t *testing.T) {
 	e := newEnv(t)
+	hooks := notify.NewService(notify.ServiceConfig{Store: e.st})
+	if _, err := hooks.Add(t.Context(), "alice", notify.NewWebhook{URL: "http://127.0.0.1:9/hook", Events: []string{"rollout.*"}}); err != nil {
+		t.Fatal(err)
+	}
 	r := e.rollout(canary, e.admin)
 	// Every third candidate request fails: 33 % against a 2 % rule.
 	_, failed, r := e.traffic(r.ID, 2, 3, 30*time.Second)
@@ -95,6 +101,26 @@ func TestFailingCanaryIsRolledBack(t *testing.T) {
 	}
 	if acts := e.audit(r.ID); !slices.Contains(acts, notify.TypeRolloutRolledBack) {
 		t.Errorf("audit lacks the rollback: %v", acts)
+	}
+	// The webhook outbox holds the rollback with the evidence that caused
+	// it, written in the rollback's own transaction.
+	ds, _, err := hooks.Deliveries(t.Context(), store.DeliveryFilter{}, pageAll())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var back *controller.Event
+	for _, d := range ds {
+		types = append(types, d.EventType)
+		if d.EventType == notify.TypeRolloutRolledBack {
+			back = new(controller.Event)
+			if err := json.Unmarshal(d.Data, back); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !slices.Contains(types, notify.TypeRolloutStarted) || back == nil || back.Verdict == nil || len(back.Verdict.Evidence) == 0 || back.Traffic.Candidate != 0 {
+		t.Errorf("webhook events %v; the rollback's %+v", types, back)
 	}
 }
 
