@@ -261,6 +261,7 @@ type upConn struct {
 	idleSince time.Time
 	abortFn   func() // c.abort, bound once
 	body      answerBody
+	ubody     upstreamBody // the answer's framing, under body (upstreamhead.go)
 
 	rc         syscall.RawConn
 	peekFn     func(fd uintptr) bool // c.peek, bound once

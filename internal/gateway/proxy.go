@@ -330,7 +330,7 @@ func isHex(c byte) bool {
 // to the client (101 was not asked for: an error).
 func (x *exchange) readHead(w http.ResponseWriter, c *upConn, p *connPool) (*http.Response, error) {
 	for n := 0; ; n++ {
-		resp, err := http.ReadResponse(c.br, x.r)
+		resp, err := readAnswer(c.br, x.r, &c.ubody)
 		if err != nil {
 			return nil, err
 		}
