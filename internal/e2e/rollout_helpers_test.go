@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -140,10 +141,14 @@ func weights(d domain.Deployment) map[int]int {
 	return w
 }
 
-// storedWeights are the weights a rollout's stored traffic asks of the
-// deployment: the baseline is left out once retired.
+// storedWeights are the weights a rollout's stored state asks of the
+// deployment: the baseline is left out once retired, the candidate once
+// the rollout ended without it.
 func storedWeights(r domain.Rollout) map[int]int {
-	w := map[int]int{r.Candidate: r.Traffic.Candidate}
+	w := map[int]int{}
+	if !r.Phase.Terminal() || r.Phase == domain.RolloutSucceeded {
+		w[r.Candidate] = r.Traffic.Candidate
+	}
 	if !r.Traffic.BaselineRetired {
 		w[r.Baseline] = r.Traffic.Baseline
 	}
@@ -305,3 +310,34 @@ func byVersion(recs []loadRecord) map[string]int {
 	}
 	return m
 }
+
+// killableUpstream is a tiny Open Inference Protocol server on loopback
+// whose kill closes its listener and every connection at once.
+type killableUpstream struct {
+	url string
+	hs  *http.Server
+}
+
+func newKillableUpstream(t *testing.T) *killableUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/health/ready" {
+			writeJSONBody(w, map[string]bool{"ready": true})
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		writeJSONBody(w, map[string]any{"model_name": "upstream", "model_version": "1", "outputs": []any{
+			map[string]any{"name": "predict", "shape": []int{1}, "datatype": "FP64", "data": []float64{0.5}},
+		}})
+	})}
+	go func() { _ = hs.Serve(ln) }()
+	u := &killableUpstream{url: "http://" + ln.Addr().String(), hs: hs}
+	t.Cleanup(u.kill)
+	return u
+}
+
+func (u *killableUpstream) kill() { _ = u.hs.Close() }
