@@ -323,9 +323,9 @@ func TestRolloutKilledUpstreamFallsBack(t *testing.T) {
 	killed := time.Now()
 	up.kill()
 	// With the fix, the candidate's failures fail it within a few dozen
-	// of them; 30 s is a safety net.
+	// of them; 20 s is a safety net.
 	var st api.RolloutStatus
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st = srv.rolloutStatus(t, r.ID)
 		if ended(st.Rollout) || time.Now().After(deadline) {
