@@ -51,7 +51,7 @@ func newOpenLoad(url string, body []byte, perSecond int) *openLoad {
 		url:     url,
 		body:    body,
 		every:   time.Second / time.Duration(perSecond),
-		hc:      &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		hc:      &http.Client{Transport: tr, Timeout: 10 * time.Second},
 		start:   time.Now(),
 		pending: map[time.Duration]time.Duration{},
 	}

@@ -207,10 +207,14 @@ rollback: automatic
 	}
 	// Every request sent before the swap took effect may still have
 	// gone to the candidate: wait for all of their answers.
-	deadline = time.Now().Add(60 * time.Second)
+	// (The client gives up on a request after 10 s; a machine so loaded
+	// that even that takes longer gets a warning, and the figures of the
+	// answers that did arrive.)
+	deadline = time.Now().Add(30 * time.Second)
 	for !load.answeredUpTo(ro.UpdatedAt) {
 		if time.Now().After(deadline) {
-			return result{}, fmt.Errorf("requests sent before rollout %d's swap are still unanswered after 60 s", ro.ID)
+			log.Printf("run %d: requests sent before the swap are still unanswered after 30 s; the machine is overloaded", i)
+			break
 		}
 		if err := sleep(ctx, 10*time.Millisecond); err != nil {
 			return result{}, err
