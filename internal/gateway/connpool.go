@@ -179,9 +179,9 @@ func (p *connPool) dialConn(ctx context.Context, deadline time.Time) (*upConn, e
 	if err != nil {
 		return nil, err
 	}
-	c := &upConn{nc: nc, limit: -1}
+	c := &upConn{nc: nc, io: newRawConn(nc), limit: -1}
 	c.br = bufio.NewReaderSize(c, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(c.io, 4<<10)
 	c.abortFn = c.abort
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -253,6 +253,7 @@ var errHeadersTooLarge = errors.New("the server's answer headers are too large")
 // connection before sending a byte can be told from one that broke off.
 type upConn struct {
 	nc        net.Conn
+	io        *rawConn // nc's reads and writes (rawio.go)
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	limit     int64 // bytes the answer's head may still take; -1: no cap
@@ -278,7 +279,7 @@ func (c *upConn) Read(b []byte) (int, error) {
 			b = b[:c.limit]
 		}
 	}
-	n, err := c.nc.Read(b)
+	n, err := c.io.Read(b)
 	c.got += int64(n)
 	if c.limit >= 0 {
 		c.limit -= int64(n)

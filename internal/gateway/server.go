@@ -324,7 +324,7 @@ type srvConn struct {
 func newSrvConn(s *Server, nc net.Conn) *srvConn {
 	c := &srvConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.rd.nc = nc
+	c.rd.nc = newRawConn(nc)
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.hdr = make(http.Header, 16)
 	c.body.c = c
@@ -337,7 +337,7 @@ func newSrvConn(s *Server, nc net.Conn) *srvConn {
 // serve answers requests until the connection closes or must.
 func (c *srvConn) serve() {
 	c.rd.buf = getReadBuf()
-	c.bw = getWriter(c.nc)
+	c.bw = getWriter(c.rd.nc)
 	defer func() {
 		if c.state.Load() != stHijacked {
 			_ = c.nc.Close()

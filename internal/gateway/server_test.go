@@ -45,15 +45,15 @@ func startServer(t *testing.T, h http.Handler, cfg ServerConfig) (*Server, strin
 	return s, ln.Addr().String()
 }
 
-// rawConn is a client connection that writes what it is told and parses
+// testConn is a client connection that writes what it is told and parses
 // answers with net/http's client-side reader.
-type rawConn struct {
+type testConn struct {
 	t  *testing.T
 	nc net.Conn
 	br *bufio.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawConn {
+func dialTest(t *testing.T, addr string) *testConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -62,10 +62,10 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	// A safety net so that a broken server fails the test, not hangs it.
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
 	t.Cleanup(func() { _ = nc.Close() })
-	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return &testConn{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 
-func (c *rawConn) send(s string) {
+func (c *testConn) send(s string) {
 	c.t.Helper()
 	if _, err := io.WriteString(c.nc, s); err != nil {
 		c.t.Fatal(err)
@@ -73,7 +73,7 @@ func (c *rawConn) send(s string) {
 }
 
 // answer reads one answer to a request of method, its body read whole.
-func (c *rawConn) answer(method string) (*http.Response, string) {
+func (c *testConn) answer(method string) (*http.Response, string) {
 	c.t.Helper()
 	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
 	if err != nil {
@@ -88,7 +88,7 @@ func (c *rawConn) answer(method string) (*http.Response, string) {
 
 // closed reports whether the server closed the connection: the next read
 // meets its end.
-func (c *rawConn) closed() bool {
+func (c *testConn) closed() bool {
 	c.t.Helper()
 	_, err := c.br.ReadByte()
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)
@@ -116,7 +116,7 @@ func TestServerKeepAliveReusesTheConnection(t *testing.T) {
 		seen <- r.RemoteAddr
 		_, _ = io.WriteString(w, "ok")
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	for i := range 3 {
 		c.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
 		resp, body := c.answer("GET")
@@ -137,7 +137,7 @@ func TestServerKeepAliveReusesTheConnection(t *testing.T) {
 
 func TestServerAnswersPipelinedRequestsInOrder(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("POST /a?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none" +
 		"GET /b HTTP/1.1\r\nHost: a\r\nX-Test: two\r\n\r\n" +
 		"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n")
@@ -150,7 +150,7 @@ func TestServerAnswersPipelinedRequestsInOrder(t *testing.T) {
 
 func TestServerReadsChunkedBodies(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	// Extensions, upper-case hex, a chunk split across writes, trailers.
 	c.send("POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;name=v\r\nabcd\r\nA\r\n01234")
 	c.send("56789\r\n0\r\nX-Trailer: t\r\n\r\n")
@@ -178,7 +178,7 @@ func TestServerExpectContinue(t *testing.T) {
 		echo(w, r)
 	}), ServerConfig{})
 
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil || resp.StatusCode != http.StatusContinue {
@@ -191,7 +191,7 @@ func TestServerExpectContinue(t *testing.T) {
 
 	// A handler that answers without reading: no 100, and the connection
 	// closes, since the client may still send the body.
-	c2 := dialRaw(t, addr)
+	c2 := dialTest(t, addr)
 	c2.send("POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	resp, _ = c2.answer("POST")
 	if resp.StatusCode != http.StatusForbidden || !resp.Close {
@@ -204,14 +204,14 @@ func TestServerExpectContinue(t *testing.T) {
 
 func TestServerRefusesOversizeHeads(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{MaxHeaderBytes: 1024})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 4000) + "\r\n\r\n")
 	resp, _ := c.answer("GET")
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !resp.Close {
 		t.Errorf("got %d close=%v, want 431 and Connection: close", resp.StatusCode, resp.Close)
 	}
 	// A head just under the cap is served.
-	c2 := dialRaw(t, addr)
+	c2 := dialTest(t, addr)
 	c2.send("GET / HTTP/1.1\r\nHost: a\r\nX-Test: " + strings.Repeat("s", 900) + "\r\n\r\n")
 	if resp, _ := c2.answer("GET"); resp.StatusCode != 200 {
 		t.Errorf("a 0.9 KiB head got %d", resp.StatusCode)
@@ -227,7 +227,7 @@ func TestServerOversizeBodyGets413(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}), ServerConfig{})
 	// A short unread rest is read and dropped: the connection stays.
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n" + strings.Repeat("x", 20))
 	if resp, _ := c.answer("POST"); resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Close {
 		t.Fatalf("got %d close=%v, want 413 on a kept connection", resp.StatusCode, resp.Close)
@@ -237,7 +237,7 @@ func TestServerOversizeBodyGets413(t *testing.T) {
 		t.Fatalf("next request: %d %q", resp.StatusCode, body)
 	}
 	// A long one closes the connection after the answer.
-	c2 := dialRaw(t, addr)
+	c2 := dialTest(t, addr)
 	c2.send(fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", 10<<20) + strings.Repeat("x", 100))
 	if resp, _ := c2.answer("POST"); resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
 		t.Errorf("got %d close=%v, want 413 and Connection: close", resp.StatusCode, resp.Close)
@@ -246,7 +246,7 @@ func TestServerOversizeBodyGets413(t *testing.T) {
 
 func TestServerClosesSlowHeads(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{ReadHeaderTimeout: 50 * time.Millisecond})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n") // and never the blank line
 	resp, _ := c.answer("GET")
 	if resp.StatusCode != http.StatusRequestTimeout {
@@ -259,7 +259,7 @@ func TestServerClosesSlowHeads(t *testing.T) {
 
 func TestServerClosesSlowBodies(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{BodyTimeout: 50 * time.Millisecond})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
 	resp, _ := c.answer("POST")
 	if resp.StatusCode != http.StatusBadRequest || !resp.Close {
@@ -272,7 +272,7 @@ func TestServerClosesSlowBodies(t *testing.T) {
 
 func TestServerClosesIdleConnections(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{IdleTimeout: 50 * time.Millisecond})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, _ := c.answer("GET"); resp.StatusCode != 200 || resp.Close {
 		t.Fatalf("got %d close=%v", resp.StatusCode, resp.Close)
@@ -284,7 +284,7 @@ func TestServerClosesIdleConnections(t *testing.T) {
 
 func TestServerConnectionClose(t *testing.T) {
 	_, addr := startServer(t, echo, ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, _ := c.answer("GET"); resp.StatusCode != 200 || !resp.Close {
 		t.Fatalf("got %d close=%v, want 200 and Connection: close", resp.StatusCode, resp.Close)
@@ -304,7 +304,7 @@ func TestServerHTTP10(t *testing.T) {
 	}), ServerConfig{})
 
 	// Without keep-alive: a length, then the end of the connection.
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.0\r\n\r\n")
 	resp, body := c.answer("GET")
 	if resp.StatusCode != 200 || body != "part one, part two" || resp.ContentLength != 18 {
@@ -315,7 +315,7 @@ func TestServerHTTP10(t *testing.T) {
 	}
 
 	// With keep-alive: the connection carries a second request.
-	c2 := dialRaw(t, addr)
+	c2 := dialTest(t, addr)
 	c2.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	if resp, _ := c2.answer("GET"); resp.Header.Get("Connection") != "keep-alive" {
 		t.Fatalf("Connection %q, want keep-alive", resp.Header.Get("Connection"))
@@ -327,7 +327,7 @@ func TestServerHTTP10(t *testing.T) {
 
 	// A flushed answer cannot be chunked for HTTP/1.0: it ends with the
 	// connection.
-	c3 := dialRaw(t, addr)
+	c3 := dialTest(t, addr)
 	c3.send("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	resp, body = c3.answer("GET")
 	if len(resp.TransferEncoding) != 0 || body != "part one, part two" || !resp.Close {
@@ -357,7 +357,7 @@ func TestServerFramesAnswers(t *testing.T) {
 			_, _ = io.WriteString(w, "<html><body>hi</body></html>")
 		}
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, body := c.answer("GET"); body != big || len(resp.TransferEncoding) != 1 {
 		t.Errorf("big answer: %d bytes, encoding %v, want %d chunked", len(body), resp.TransferEncoding, len(big))
@@ -412,7 +412,7 @@ func TestServerRefusesMalformedAndUnusualRequests(t *testing.T) {
 		{"HTTP/3", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", http.StatusHTTPVersionNotSupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, addr)
+			c := dialTest(t, addr)
 			c.send(tc.req)
 			resp, _ := c.answer("GET")
 			if resp.StatusCode != tc.status || !resp.Close {
@@ -424,7 +424,7 @@ func TestServerRefusesMalformedAndUnusualRequests(t *testing.T) {
 		})
 	}
 	// Blank lines before a request and an absolute-form target are fine.
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("\r\nGET http://a/p%20q?x=1 HTTP/1.1\r\nHost: b\r\n\r\n")
 	if resp, body := c.answer("GET"); resp.StatusCode != 200 || body != "GET /p q ?x=1 |" {
 		t.Errorf("absolute form: %d %q", resp.StatusCode, body)
@@ -447,7 +447,7 @@ func TestServerCancelsTheContextOfAClientThatLeft(t *testing.T) {
 				<-r.Context().Done()
 				cancelled <- context.Cause(r.Context())
 			}), ServerConfig{})
-			c := dialRaw(t, addr)
+			c := dialTest(t, addr)
 			c.send("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
 			if stream {
 				resp, err := http.ReadResponse(c.br, nil)
@@ -484,7 +484,7 @@ func TestServerStreamsFlushedEvents(t *testing.T) {
 			}
 		}
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
@@ -515,10 +515,10 @@ func TestServerShutdownFinishesRequestsInFlight(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "done")
 	}), ServerConfig{})
-	idle := dialRaw(t, addr)
+	idle := dialTest(t, addr)
 	idle.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	idle.answer("GET")
-	busy := dialRaw(t, addr)
+	busy := dialTest(t, addr)
 	busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-entered
 
@@ -556,7 +556,7 @@ func TestServerShutdownClosesWhatIsLeftWhenItsContextEnds(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-entered
 	ctx, cancel := context.WithCancel(context.Background())
@@ -582,13 +582,13 @@ func TestServerSurvivesHandlerPanics(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
 	if !c.closed() {
 		t.Error("a panicking handler's connection stayed open")
 	}
 	// A stream the handler aborts is cut off: no last chunk.
-	c2 := dialRaw(t, addr)
+	c2 := dialTest(t, addr)
 	c2.send("GET /abort HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, err := http.ReadResponse(c2.br, nil)
 	if err != nil {
@@ -597,7 +597,7 @@ func TestServerSurvivesHandlerPanics(t *testing.T) {
 	if b, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) || string(b) != "data: 1\n\n" {
 		t.Errorf("aborted stream: %q %v, want the first event, then unexpected EOF", b, err)
 	}
-	c3 := dialRaw(t, addr)
+	c3 := dialTest(t, addr)
 	c3.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, body := c3.answer("GET"); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("after the panics: %d %q", resp.StatusCode, body)
@@ -618,7 +618,7 @@ func TestServerHijack(t *testing.T) {
 		_, _ = rw.WriteString("echo " + line)
 		_ = rw.Flush()
 	}), ServerConfig{})
-	c := dialRaw(t, addr)
+	c := dialTest(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly\n")
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {

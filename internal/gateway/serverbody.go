@@ -30,7 +30,7 @@ func putReadBuf(b []byte) {
 
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
-func getWriter(nc net.Conn) *bufio.Writer {
+func getWriter(nc io.Writer) *bufio.Writer {
 	w := writers.Get().(*bufio.Writer)
 	w.Reset(nc)
 	return w

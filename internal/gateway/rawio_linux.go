@@ -1,0 +1,53 @@
+//go:build linux
+
+package gateway
+
+import (
+	"io"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+const rawIO = true
+
+// rawRead is RawConn.Read's callback: false asks it to wait until the
+// socket is readable and call again.
+func (c *rawConn) rawRead(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false
+		case e != 0:
+			c.rerr = os.NewSyscallError("read", e)
+		case n == 0:
+			c.rerr = io.EOF
+		default:
+			c.rn = int(n)
+		}
+		return true
+	}
+}
+
+// rawWrite is RawConn.Write's callback: it writes all of wbuf, asking to
+// wait whenever the socket's buffer is full.
+func (c *rawConn) rawWrite(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		p := c.wbuf[c.wn:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false
+		case e != 0:
+			c.werr = os.NewSyscallError("write", e)
+			return true
+		}
+		c.wn += int(n)
+	}
+	return true
+}
