@@ -94,7 +94,7 @@ func TestRolloutCrashSafety(t *testing.T) {
 			r := srv.startRollout(t, fmt.Sprintf(crashCanary, cands[rng.IntN(len(cands))]))
 			id, started = r.ID, started+1
 		}
-		time.Sleep(time.Duration(rng.IntN(1200)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(900)) * time.Millisecond)
 		before := srv.rolloutStatus(t, id).Rollout
 		killedAt[fmt.Sprintf("%s step %d in_effect %v", before.Phase, before.Step, before.InEffect)]++
 		srv.kill()
