@@ -185,6 +185,7 @@ analysis:
   falseRollbackRate: 0.01
 rollback: automatic
 `, model, env, cand, c.weight)
+	idle0, total0, _ := cpuStat()
 	ro, err := cl.StartRollout(ctx, fmt.Sprintf("run-%d.yaml", i), []byte(spec), false)
 	if err != nil {
 		return result{}, fmt.Errorf("starting the rollout of version %d: %w", cand, err)
@@ -231,7 +232,11 @@ rollback: automatic
 	if err != nil {
 		return result{}, err
 	}
-	return measure(i, cand, ro, load.answers(), load, seen)
+	r, err := measure(i, cand, ro, load.answers(), load, seen)
+	if idle, total, _ := cpuStat(); total > total0 {
+		r.busy = 100 * (1 - (idle-idle0)/(total-total0))
+	}
+	return r, err
 }
 
 func pushVersion(ctx context.Context, cl *apiclient.Client, upstream string) (int, error) {
@@ -271,6 +276,12 @@ func measure(i, cand int, ro domain.Rollout, answers []answer, load *openLoad, l
 	}
 	for _, a := range logged {
 		r.gateway.add(a.at, a.status >= 500, r.inEffect)
+	}
+	from := r.gateway.first.Add(-time.Second)
+	for _, a := range answers {
+		if at := load.at(a.sent); at.After(from) && !at.After(r.inEffect) {
+			r.late = max(r.late, ms(a.sent-a.scheduled))
+		}
 	}
 	if r.client.failed == 0 || r.gateway.failed == 0 {
 		return r, fmt.Errorf("version %d: the client saw %d answers (%d failed), the gateway logged %d (%d failed); the rollout was rolled back without a failure seen: %s",

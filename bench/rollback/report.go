@@ -23,6 +23,12 @@ type result struct {
 	// logged them and as the client read them.
 	gateway, client seen
 	clientLast      time.Time
+	// late is how far behind its schedule the load generator sent its
+	// most delayed request from a second before the candidate's first
+	// answer to the swap, and busy the machine's CPU use in percent over
+	// the run: a loaded machine thins the canary's traffic and delays
+	// every step, so runs are told apart by these.
+	late, busy float64
 }
 
 // seen is one side's view of the candidate's answers.
@@ -55,16 +61,16 @@ func (s *seen) add(at time.Time, bad bool, swap time.Time) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-const resultHeader = `                    |              gateway's view               |          client's view
-run version judged  | answers (5xx)  first→decided  first→swap  5xx→swap | answers (5xx)  first→swap  5xx→swap  first→last
-                    |  before swap       ms            ms          ms    |  before swap       ms         ms        ms`
+const resultHeader = `                    |              gateway's view               |          client's view                      | machine
+run version judged  | answers (5xx)  first→decided  first→swap  5xx→swap | answers (5xx)  first→swap  5xx→swap  first→last | late  busy
+                    |  before swap       ms            ms          ms    |  before swap       ms         ms        ms      |  ms     %`
 
 func (r result) line() string {
 	g, c := r.gateway, r.client
-	return fmt.Sprintf("%3d %7d %6d  | %7d (%3d)  %13.1f  %10.1f  %8.1f | %7d (%3d)  %10.1f  %8.1f  %10.1f",
+	return fmt.Sprintf("%3d %7d %6d  | %7d (%3d)  %13.1f  %10.1f  %8.1f | %7d (%3d)  %10.1f  %8.1f  %10.1f | %5.0f  %4.0f",
 		r.run, r.candidate, r.judged,
 		g.beforeSwap, g.failedBeforeSwap, ms(r.decided.Sub(g.first)), ms(r.inEffect.Sub(g.first)), ms(r.inEffect.Sub(g.firstFail)),
-		c.beforeSwap, c.failedBeforeSwap, ms(r.inEffect.Sub(c.first)), ms(r.inEffect.Sub(c.firstFail)), ms(r.clientLast.Sub(c.first)))
+		c.beforeSwap, c.failedBeforeSwap, ms(r.inEffect.Sub(c.first)), ms(r.inEffect.Sub(c.firstFail)), ms(r.clientLast.Sub(c.first)), r.late, r.busy)
 }
 
 // medianMax is the median (the mean of the middle two for an even count)
@@ -81,7 +87,25 @@ func medianMax(xs []float64) (med, mx float64) {
 	return med, s[n-1]
 }
 
-func summarize(rs []result, load *openLoad, m machine, c config) {
+// onSchedule is how late (ms) the load generator may be during a run
+// for the run to count as one the machine's other work did not distort.
+const onSchedule = 10
+
+func summarize(all []result, load *openLoad, m machine, c config) {
+	var kept []result
+	for _, r := range all {
+		if r.late <= onSchedule {
+			kept = append(kept, r)
+		}
+	}
+	figures(fmt.Sprintf("over all %d runs", len(all)), all)
+	if len(kept) > 0 && len(kept) < len(all) {
+		figures(fmt.Sprintf("over the %d runs in which the load generator kept its schedule (at most %d ms late)", len(kept), onSchedule), kept)
+	}
+	loadFigures(load, m, c)
+}
+
+func figures(title string, rs []result) {
 	fig := func(name string, f func(result) float64, unit string) {
 		xs := make([]float64, len(rs))
 		for i, r := range rs {
@@ -90,7 +114,7 @@ func summarize(rs []result, load *openLoad, m machine, c config) {
 		med, mx := medianMax(xs)
 		fmt.Printf("  %-58s median %7.1f  max %7.1f %s\n", name, med, mx, unit)
 	}
-	fmt.Printf("\nover %d runs:\n", len(rs))
+	fmt.Printf("\n%s:\n", title)
 	fig("canary requests the judge counted at its Fail", func(r result) float64 { return float64(r.judged) }, "requests")
 	fig("canary answers before the swap (gateway's log)", func(r result) float64 { return float64(r.gateway.beforeSwap) }, "requests")
 	fig("  of which failed", func(r result) float64 { return float64(r.gateway.failedBeforeSwap) }, "requests")
@@ -103,6 +127,9 @@ func summarize(rs []result, load *openLoad, m machine, c config) {
 	fig("first canary answer → rollback in effect (client's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.client.first)) }, "ms")
 	fig("first failed answer → rollback in effect (client's time)", func(r result) float64 { return ms(r.inEffect.Sub(r.client.firstFail)) }, "ms")
 	fig("first canary answer → its last answer (client)", func(r result) float64 { return ms(r.clientLast.Sub(r.client.first)) }, "ms")
+}
+
+func loadFigures(load *openLoad, m machine, c config) {
 
 	// The load as it was really sent: an open loop that fell behind
 	// would make the canary's traffic thinner than the rate says.
