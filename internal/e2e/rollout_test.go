@@ -60,7 +60,7 @@ func TestRolloutHealthyCanary(t *testing.T) {
 	load := startLoad(t, srv, "cancer", 6)
 	load.waitRequests(500)
 
-	r := srv.startRollout(t, fmt.Sprintf(healthyCanary, 3, 400))
+	r := srv.startRollout(t, fmt.Sprintf(healthyCanary, 3, 600))
 	if r.Baseline != 1 || r.Candidate != 3 || r.Phase.Terminal() {
 		t.Fatalf("started as %s", describeRollout(r))
 	}
@@ -102,7 +102,7 @@ func TestRolloutHealthyCanary(t *testing.T) {
 		switch v.Outcome {
 		case domain.AnalysisPass:
 			passes++
-			if v.CandidateRequests < 400 || v.BaselineRequests < 400 || len(v.Evidence) == 0 {
+			if v.CandidateRequests < 600 || v.BaselineRequests < 600 || len(v.Evidence) == 0 {
 				t.Errorf("a pass on %d/%d requests with evidence %+v", v.CandidateRequests, v.BaselineRequests, v.Evidence)
 			}
 		case domain.AnalysisFail:
