@@ -48,7 +48,8 @@ func (x *exchange) readBody() ([]byte, bool) {
 
 // readSized reads r to its end into one allocation when size, the
 // length announced (-1 unknown), is right and at most limit: a
-// bytes.Buffer or io.ReadAll start small and grow.
+// bytes.Buffer or io.ReadAll start small and grow. It stops once it holds
+// more than limit bytes.
 func readSized(r io.Reader, size, limit int64) ([]byte, error) {
 	c := int64(512)
 	if size >= 0 {
@@ -61,8 +62,8 @@ func readSized(r io.Reader, size, limit int64) ([]byte, error) {
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
+		if err == io.EOF || int64(len(b)) > limit {
+			return b, nil // over the limit: the caller sees it by the length
 		}
 		if err != nil {
 			return b, err
@@ -330,6 +331,12 @@ func newBufferPool() *bufferPool {
 
 // Get returns a buffer.
 func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+// get and put lend a buffer by its pointer: Put boxes a new pointer each
+// time, which is an allocation per call.
+func (b *bufferPool) get() *[]byte { return b.p.Get().(*[]byte) }
+
+func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
 
 // Put returns a buffer for reuse.
 func (b *bufferPool) Put(buf []byte) {

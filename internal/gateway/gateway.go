@@ -276,22 +276,61 @@ type exchange struct {
 	status int
 	usage  *usageTap
 	shadow *shadowPlan // set when a copy goes to the route's shadow (shadow.go)
+
+	rw     responseWriter // x.w, allocated with the exchange
+	answer bytesBody      // a rewritten answer's body (oip.go)
+	vals   [4]string      // backing of the answer's header values the gateway sets
 }
+
+// Canonical forms of the header keys the hot path reads and sets.
+const (
+	keyRequestID   = "X-Request-Id"
+	keyTraceparent = "Traceparent"
+)
+
+// firstValue is Header.Get for a key already in canonical form.
+func firstValue(h http.Header, key string) string {
+	if vs := h[key]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// versionString is strconv.Itoa without an allocation for the version
+// numbers a deployment usually has.
+func versionString(v int) string {
+	if v >= 0 && v < len(smallNumbers) {
+		return smallNumbers[v]
+	}
+	return strconv.Itoa(v)
+}
+
+var smallNumbers = func() (s [100]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
 
 // ServeHTTP routes one request: request ID and trace context, the endpoint,
 // then metrics and one access-log line.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{g: g, r: r, start: time.Now()}
-	x.id = requestid.From(r.Header.Get(HeaderRequestID))
-	x.traceparent = r.Header.Get(HeaderTraceparent)
+	// Canonical keys and the exchange's own value slices: Header.Get and
+	// Set canonicalise a key like "X-Request-ID" and allocate a slice
+	// per call.
+	x.id = requestid.From(firstValue(r.Header, keyRequestID))
+	x.traceparent = firstValue(r.Header, keyTraceparent)
 	if !validTraceparent(x.traceparent) {
 		x.traceparent = newTraceparent()
 	}
 	if g.tracer != nil {
 		x.startSpan()
 	}
-	x.w = &responseWriter{ResponseWriter: w, x: x}
-	w.Header().Set(HeaderRequestID, x.id)
+	x.w = &x.rw
+	x.rw = responseWriter{ResponseWriter: w, x: x}
+	x.vals[0] = x.id
+	w.Header()[keyRequestID] = x.vals[0:1:1]
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
 		x.api = apiOpenAI
 	}
@@ -518,7 +557,13 @@ func newTraceparent() string {
 	_, _ = rand.Read(b[:])
 	b[0] |= 1 // never all zero
 	b[16] |= 1
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+	var t [55]byte
+	copy(t[:], "00-")
+	hex.Encode(t[3:35], b[:16])
+	t[35] = '-'
+	hex.Encode(t[36:52], b[16:])
+	copy(t[52:], "-01")
+	return string(t[:])
 }
 
 func traceID(tp string) string {

@@ -133,7 +133,8 @@ func splice(body []byte, spans []span, values [][]byte) []byte {
 		span
 		value []byte
 	}
-	var edits []edit
+	var held [4]edit
+	edits := held[:0]
 	grow := 0
 	for i, s := range spans {
 		if s.found {
@@ -144,7 +145,11 @@ func splice(body []byte, spans []span, values [][]byte) []byte {
 	if len(edits) == 0 {
 		return body
 	}
-	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
+	for i := 1; i < len(edits); i++ { // by start; a handful of edits
+		for j := i; j > 0 && edits[j].start < edits[j-1].start; j-- {
+			edits[j], edits[j-1] = edits[j-1], edits[j]
+		}
+	}
 	out := make([]byte, 0, len(body)+max(grow, 0))
 	at := 0
 	for _, e := range edits {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +41,8 @@ type oipCall struct {
 
 // parseOIPPath reads {name}[/versions/{v}][/ready|/infer].
 func parseOIPPath(rest string) (oipCall, bool) {
-	seg := strings.Split(rest, "/")
+	var buf [6]string // a valid path has at most 4 segments: no allocation
+	seg := splitInto(buf[:0], rest)
 	var c oipCall
 	if len(seg) == 0 || seg[0] == "" {
 		return c, false
@@ -56,12 +56,25 @@ func parseOIPPath(rest string) (oipCall, bool) {
 	}
 	switch {
 	case len(seg) == 0:
-	case len(seg) == 1 && (seg[0] == "ready" || seg[0] == "infer"):
-		c.suffix = "/" + seg[0]
+	case len(seg) == 1 && seg[0] == "ready":
+		c.suffix = "/ready"
+	case len(seg) == 1 && seg[0] == "infer":
+		c.suffix = "/infer"
 	default:
 		return c, false
 	}
 	return c, true
+}
+
+// splitInto is strings.Split(s, "/") appended to dst.
+func splitInto(dst []string, s string) []string {
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(dst, s)
+		}
+		dst, s = append(dst, s[:i]), s[i+1:]
+	}
 }
 
 // serveOIPModel answers model metadata, model readiness and inference.
@@ -123,10 +136,9 @@ func (x *exchange) oipTarget(rv *deployment.RouteVersion) target {
 	if upstream == "" {
 		upstream = c.model
 	}
-	t := target{
-		handlerPath:  "/v2/models/" + c.model + "/versions/" + strconv.Itoa(rv.Version) + c.suffix,
-		upstreamPath: "/v2/models/" + upstream + c.suffix,
-		body:         x.body,
+	t := target{upstreamPath: "/v2/models/" + upstream + c.suffix, body: x.body}
+	if rv.Endpoint.Handler != nil || x.shadow != nil {
+		t.handlerPath = "/v2/models/" + c.model + "/versions/" + strconv.Itoa(rv.Version) + c.suffix
 	}
 	if esc := url.PathEscape(upstream); esc != upstream {
 		t.upstreamRawPath = "/v2/models/" + esc + c.suffix
@@ -175,7 +187,7 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 	if resp.StatusCode != http.StatusOK || !isJSON(resp.Header.Get("Content-Type")) {
 		return nil
 	}
-	body, err := readSized(io.LimitReader(resp.Body, maxRewrite+1), resp.ContentLength, maxRewrite)
+	body, err := readSized(resp.Body, resp.ContentLength, maxRewrite)
 	if err != nil {
 		return err
 	}
@@ -185,16 +197,50 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 	_ = resp.Body.Close()
 	spans, err := topLevelFields(body, "model_name", "model_version")
 	if err == nil {
-		name, _ := json.Marshal(x.model)
-		ver, _ := json.Marshal(strconv.Itoa(x.version.Version))
-		body = splice(body, spans, [][]byte{name, ver})
+		var vals [2][]byte
+		var buf [96]byte
+		vals[0], vals[1] = jsonString(buf[:0:64], x.model), jsonString(buf[64:64], versionString(x.version.Version))
+		body = splice(body, spans, vals[:])
 	}
 	// An answer that is not a JSON object passes unchanged.
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	x.answer = bytesBody{b: body}
+	resp.Body = &x.answer
 	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	x.vals[3] = strconv.Itoa(len(body))
+	resp.Header["Content-Length"] = x.vals[3:4:4]
 	return nil
 }
+
+// jsonString appends s as a JSON string: quoted as it is when nothing in
+// it needs escaping (model names and numbers never do), else by
+// encoding/json.
+func jsonString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return b
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// bytesBody is a rewritten answer's body, kept in the exchange.
+type bytesBody struct {
+	b []byte
+}
+
+func (r *bytesBody) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (r *bytesBody) Close() error { return nil }
 
 func isJSON(contentType string) bool {
 	if contentType == "application/json" {

@@ -409,8 +409,9 @@ func (x *exchange) copyAnswer(w http.ResponseWriter, resp *http.Response, c *upC
 	if announced > 0 && fl != nil {
 		_ = fl.FlushError() // chunked, so the trailers can follow
 	}
-	buf := x.g.buffers.Get()
-	defer x.g.buffers.Put(buf)
+	bp := x.g.buffers.get()
+	defer x.g.buffers.put(bp)
+	buf := *bp
 	left := resp.ContentLength
 	for {
 		n, err := resp.Body.Read(buf)

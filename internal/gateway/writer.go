@@ -44,16 +44,20 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	h := w.Header()
-	h.Set(HeaderRequestID, w.x.id)
-	if v := w.x.version; v != nil {
-		h.Set(HeaderVersion, strconv.Itoa(v.Version))
+	x := w.x
+	x.vals[0] = x.id
+	h[keyRequestID] = x.vals[0:1:1]
+	if v := x.version; v != nil {
+		x.vals[1] = versionString(v.Version)
+		h[HeaderVersion] = x.vals[1:2:2]
 	} else {
-		h.Del(HeaderVersion)
+		delete(h, HeaderVersion)
 	}
-	if w.x.fallbackFrom != 0 {
-		h.Set(HeaderFallbackFrom, strconv.Itoa(w.x.fallbackFrom))
+	if x.fallbackFrom != 0 {
+		x.vals[2] = versionString(x.fallbackFrom)
+		h[HeaderFallbackFrom] = x.vals[2:3:3]
 	} else {
-		h.Del(HeaderFallbackFrom)
+		delete(h, HeaderFallbackFrom)
 	}
 	if w.x.usage != nil && code >= 200 && code < 300 {
 		w.x.usage.start(h.Get("Content-Type"))
@@ -89,6 +93,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 func (w *responseWriter) FlushError() error {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		return f.FlushError() // the gateway's server: no controller to allocate
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
