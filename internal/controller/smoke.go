@@ -33,7 +33,7 @@ func (c *Controller) runSmoke(ctx context.Context, r domain.Rollout, req rollout
 	}
 	for _, sc := range req.Cases {
 		if rv == nil {
-			res.Failures = append(res.Failures, fmt.Sprintf("%s: version %d is not running in %s", sc.Name, req.Candidate, r.Environment))
+			res.Failures = append(res.Failures, fmt.Sprintf("smoke %q: version %d is not running in %s", sc.Name, req.Candidate, r.Environment))
 			continue
 		}
 		if err := c.smokeOne(ctx, rv, sc); err != nil {
@@ -58,10 +58,10 @@ func (c *Controller) smokeOne(ctx context.Context, rv *routeVersion, sc rollout.
 	}
 	status, body, err := call(ctx, rv.ep, path, sc.Request)
 	if err != nil {
-		return fmt.Errorf("%s: %v", sc.Name, err)
+		return fmt.Errorf("smoke %q: %v", sc.Name, err)
 	}
 	if status != http.StatusOK {
-		return fmt.Errorf("%s: status %d: %s", sc.Name, status, strings.TrimSpace(string(truncate(body, 200))))
+		return fmt.Errorf("smoke %q: status %d: %s", sc.Name, status, strings.TrimSpace(string(truncate(body, 200))))
 	}
 	return sc.Check(body)
 }

@@ -78,7 +78,7 @@ func TestBlueGreenSmokeFailureRollsBack(t *testing.T) {
 	e := newEnv(t)
 	r := e.rollout(blueGreen("someone-else"), e.admin)
 	_, _, end := e.traffic(r.ID, 2, 0, 30*time.Second)
-	if end.Phase != domain.RolloutRolledBack || !strings.Contains(end.Reason, "smoke") || !strings.Contains(end.Reason, "model_name") {
+	if end.Phase != domain.RolloutRolledBack || !strings.Contains(end.Reason, `smoke "malignant row"`) || !strings.Contains(end.Reason, "model_name") {
 		t.Fatalf("ended %s: %s", end.Phase, end.Reason)
 	}
 	if w := e.weights(); w[1] != 100 {

@@ -136,6 +136,9 @@ func (x *exchange) call(w http.ResponseWriter) {
 			x.circuitOpen(u)
 			return
 		}
+		// The request was the version's; the rollout judge must see that
+		// it could not take it (metrics.Totals.Refused).
+		g.metrics.ObserveRefused(x.key(x.version))
 		if u, tk = x.admit(x.stable); !tk.ok {
 			x.fallbackFrom, x.version = x.version.Version, x.stable // named in the answer, not counted
 			x.circuitOpen(u)

@@ -277,6 +277,12 @@ func TestBreakerOpenFallbackHalfOpenClosed(t *testing.T) {
 	if got := gather(t, h.reg)[`slipway_gateway_fallbacks_total{environment="production",from_version="2",model="fraud",to_version="1"}`]; got != 6 {
 		t.Errorf("fallbacks_total = %v, want 6", got)
 	}
+	// The rollout judge sees each request the open breaker kept from the
+	// canary as a failure of the canary's, not as traffic it never got.
+	tot, _ := h.rec.Totals(metrics.Key{Model: "fraud", Environment: "production", Version: 2})
+	if a := tot.Analysis(); tot.Refused != 6 || a.Errors != tot.Errors+6 || a.Requests != tot.Requests+6 {
+		t.Errorf("canary totals: refused %d, judged %d errors of %d requests (answered %d of %d)", tot.Refused, a.Errors, a.Requests, tot.Errors, tot.Requests)
+	}
 }
 
 // A request pinned to a version never falls back; with fallback off, no

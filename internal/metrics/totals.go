@@ -59,6 +59,13 @@ type Totals struct {
 	Began            time.Time
 	Requests, Errors uint64
 	Latency          [LatencyBuckets]uint64
+	// Refused counts the requests routed to the version that the gateway
+	// did not send it — its circuit breaker was open or it was at its
+	// concurrency limit — and answered from the stable version instead
+	// (ObserveRefused). They are in neither Requests nor Latency: the
+	// version gave no answer to time. The judge counts each as a failed
+	// request of the version (Analysis).
+	Refused uint64
 	// Shadow is the series' shadow traffic, nil when it never got a
 	// mirrored request or drop.
 	Shadow *ShadowTotals
@@ -84,6 +91,7 @@ type cumulative struct {
 	id               SeriesID
 	began            time.Time
 	requests, errors uint64
+	refused          uint64
 	lat              [latBuckets]uint64
 }
 
@@ -133,7 +141,7 @@ func (r *Recorder) Totals(k Key) (Totals, bool) {
 	}
 	t := Totals{Key: k, Series: s.total.id, Began: s.total.began}
 	s.mu.Lock()
-	t.Requests, t.Errors, t.Latency = s.total.requests, s.total.errors, s.total.lat
+	t.Requests, t.Errors, t.Latency, t.Refused = s.total.requests, s.total.errors, s.total.lat, s.total.refused
 	if s.shadow != nil {
 		sh := s.shadow.total
 		t.Shadow = &sh
@@ -142,12 +150,25 @@ func (r *Recorder) Totals(k Key) (Totals, bool) {
 	return t, true
 }
 
-// Analysis is the reading as the judge takes it: the counts, and every
-// non-empty latency bucket as a bin at its LatencyBucketMs value. Two
-// readings' Analysis may be subtracted with analysis.Version.Since when
-// they are of the same series; Totals.Since checks that.
+// Analysis is the reading as the judge takes it: the counts, with each
+// refused request as a failed one (a candidate whose breaker is open
+// serves nobody, and must not look healthy for it), and every non-empty
+// latency bucket as a bin at its LatencyBucketMs value. Two readings'
+// Analysis may be subtracted with analysis.Version.Since when they are of
+// the same series; Totals.Since checks that.
 func (t Totals) Analysis() analysis.Version {
-	return analysis.Version{Requests: t.Requests, Errors: t.Errors, Latency: histogram(&t.Latency)}
+	return analysis.Version{Requests: t.Requests + t.Refused, Errors: t.Errors + t.Refused, Latency: histogram(&t.Latency)}
+}
+
+// ObserveRefused counts a request routed to version k that the gateway
+// did not send it (open breaker, concurrency limit) and answered from the
+// stable version instead. Only the totals count it (Totals.Refused); the
+// fallback itself is counted by ObserveFallback.
+func (r *Recorder) ObserveRefused(k Key) {
+	s := r.get(k)
+	s.mu.Lock()
+	s.total.refused++
+	s.mu.Unlock()
 }
 
 // Analysis is the shadow's own traffic as the judge takes it: its calls,

@@ -96,7 +96,10 @@ func (c SmokeCase) Check(answer []byte) error {
 	if err := decodeNumbers(answer, &got); err != nil {
 		return fmt.Errorf("smoke %q: the answer is not JSON: %w", c.Name, err)
 	}
-	return subset(want, got, "$", c.Tolerance)
+	if err := subset(want, got, "$", c.Tolerance); err != nil {
+		return fmt.Errorf("smoke %q: %w", c.Name, err)
+	}
+	return nil
 }
 
 func decodeNumbers(b []byte, v *any) error {
