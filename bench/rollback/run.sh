@@ -25,6 +25,9 @@
 # Usage: bench/rollback/run.sh   (from anywhere inside the repository)
 # Knobs: RUNS=20 RATE=1000 WEIGHT=20 ABORT_PERCENT=30
 #        ROLLOUT_INTERVAL= (the server's --rollout-interval; unset: its default)
+#        NICE= (a niceness for the server, the upstream and the load
+#        generator, e.g. -10 as root, so a machine busy with other jobs
+#        distorts the live figures less; unset: the default priority)
 #        JUDGE=1 (0 skips part 1) LIVE=1 (0 skips part 2)
 set -euo pipefail
 
@@ -35,6 +38,8 @@ weight=${WEIGHT:-20}
 abort_percent=${ABORT_PERCENT:-30}
 want_judge=${JUDGE:-1}
 want_live=${LIVE:-1}
+prio=()
+if [ -n "${NICE:-}" ]; then prio=(nice -n "$NICE"); fi
 
 say() { echo "bench/rollback: $*" >&2; }
 command -v go >/dev/null || { say "needs Go on PATH"; exit 1; }
@@ -93,14 +98,14 @@ go build -o "$tmp/slipway" ./cmd/slipway
 go build -o "$tmp/upstream" ./bench/gateway/upstream
 go build -o "$tmp/rollback" ./bench/rollback
 
-"$tmp/upstream" >"$tmp/upstream.out" 2>&1 &
+"${prio[@]}" "$tmp/upstream" >"$tmp/upstream.out" 2>&1 &
 pids+=($!)
 upstream=$(first_line "$tmp/upstream.out")
 
 server_flags=(--addr 127.0.0.1:0 --gateway-addr 127.0.0.1:0 --data-dir "$tmp/data" --fault-injection-envs production)
 if [ -n "${ROLLOUT_INTERVAL:-}" ]; then server_flags+=(--rollout-interval "$ROLLOUT_INTERVAL"); fi
 mkdir -p "$tmp/data"
-"$tmp/slipway" server "${server_flags[@]}" >"$tmp/slipway.log" 2>&1 &
+"${prio[@]}" "$tmp/slipway" server "${server_flags[@]}" >"$tmp/slipway.log" 2>&1 &
 pids+=($!)
 server_pid=$!
 listening=""
@@ -124,7 +129,7 @@ done
 
 echo "== a real server: slipway server (API $api_addr, gateway $gw_addr), upstream $upstream =="
 rc=0
-"$tmp/rollback" -api "$api_addr" -gateway "$gw_addr" -token-file "$tmp/data/admin.token" \
+"${prio[@]}" "$tmp/rollback" -api "$api_addr" -gateway "$gw_addr" -token-file "$tmp/data/admin.token" \
 	-upstream "http://$upstream" -runs "$runs" -rate "$rate" -weight "$weight" \
 	-abort-percent "$abort_percent" -server-pid "$server_pid" -server-log "$tmp/slipway.log" || rc=$?
 if [ "$rc" != 0 ]; then
