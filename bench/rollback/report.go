@@ -154,8 +154,11 @@ func loadFigures(load *openLoad, m machine, c config) {
 	slices.Sort(late)
 	slices.Sort(lat)
 	q := func(xs []float64, p float64) float64 { return xs[min(len(xs)-1, int(p*float64(len(xs))))] }
-	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s; scheduled %d/s); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
-		len(all), span, float64(len(all))/span, c.rate, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
+	load.mu.Lock()
+	skipped := load.skipped
+	load.mu.Unlock()
+	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s; scheduled %d/s; %d skipped with %d outstanding); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
+		len(all), span, float64(len(all))/span, c.rate, skipped, maxInflight, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
 	fmt.Printf("machine during the runs (%d CPUs): busy %.0f %%, load average %s → %s; slipway server used %s; this load generator %.0f %% of a CPU\n",
 		m.cpus, m.busy, m.loadBefore, m.loadAfter, m.serverCPU, m.selfCPU)
 }
