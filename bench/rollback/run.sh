@@ -47,8 +47,10 @@ command -v curl >/dev/null || { say "needs curl on PATH"; exit 1; }
 
 if [ "$want_judge" = 1 ]; then
 	echo "== the judge alone (internal/analysis, seeded simulations) =="
-	go test -count=1 -run '^TestRollbackFigures$' -v ./internal/analysis -args -analysis.long |
-		sed -n 's/^ *rollbackfigures_test.go:[0-9]*: //p'
+	go test -count=1 -timeout 30m -run '^TestRollbackFigures$' -v ./internal/analysis -args -analysis.long >"${TMPDIR:-/tmp}/slipway-bench-rollback-judge.$$" 2>&1 ||
+		{ cat "${TMPDIR:-/tmp}/slipway-bench-rollback-judge.$$" >&2; rm -f "${TMPDIR:-/tmp}/slipway-bench-rollback-judge.$$"; say "the judge's simulations failed"; exit 1; }
+	sed -n 's/^ *rollbackfigures_test.go:[0-9]*: //p' "${TMPDIR:-/tmp}/slipway-bench-rollback-judge.$$"
+	rm -f "${TMPDIR:-/tmp}/slipway-bench-rollback-judge.$$"
 	echo
 fi
 [ "$want_live" = 1 ] || exit 0
