@@ -39,8 +39,9 @@ type openLoad struct {
 	// by their scheduled offset.
 	pending map[time.Duration]time.Duration
 	// skipped counts requests not sent because maxInflight were
-	// outstanding.
+	// outstanding; stalls are the spans of consecutive skips.
 	skipped int
+	stalls  []span
 	// inflight counts requests sent and not yet answered.
 	inflight sync.WaitGroup
 }
@@ -88,6 +89,11 @@ func (l *openLoad) run(ctx context.Context) {
 			full := len(l.pending) >= maxInflight
 			if full {
 				l.skipped++
+				if n := len(l.stalls); n > 0 && next-l.stalls[n-1].to <= 2*l.every {
+					l.stalls[n-1].to = next
+				} else {
+					l.stalls = append(l.stalls, span{next, next})
+				}
 			} else {
 				l.pending[next] = -1 // not yet sent
 			}
@@ -141,6 +147,9 @@ func (l *openLoad) answeredUpTo(t time.Time) bool {
 	}
 	return true
 }
+
+// span is a stretch of the load's schedule.
+type span struct{ from, to time.Duration }
 
 // at is the wall-clock time of an offset of the load.
 func (l *openLoad) at(d time.Duration) time.Time { return l.start.Add(d) }

@@ -95,6 +95,10 @@ func main() {
 	}
 }
 
+// verbose prints when each run's steps happened, to set beside the
+// load's stalls.
+var verbose = flag.Bool("v", false, "print each run's timeline")
+
 func run(ctx context.Context, c config) error {
 	tok, err := os.ReadFile(c.tokenFile)
 	if err != nil {
@@ -142,6 +146,11 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
 		fmt.Println(r.line())
+		if *verbose {
+			fmt.Printf("      run %d: set up from %s, rollout started %s, first canary answer %s, decided %s, in effect %s\n", i,
+				r.setup.Format("15:04:05.000"), r.started.Format("15:04:05.000"), r.gateway.first.Format("15:04:05.000"),
+				r.decided.Format("15:04:05.000"), r.inEffect.Format("15:04:05.000"))
+		}
 		results = append(results, r)
 	}
 	m := mach.stop()
@@ -153,6 +162,7 @@ func run(ctx context.Context, c config) error {
 
 // oneRun measures one rollout of a fresh faulty candidate.
 func oneRun(ctx context.Context, cl *apiclient.Client, load *openLoad, gl *gatewayLog, c config, base, i int) (result, error) {
+	setup := time.Now()
 	cand, err := pushVersion(ctx, cl, c.upstream)
 	if err != nil {
 		return result{}, err
@@ -186,6 +196,7 @@ analysis:
 rollback: automatic
 `, model, env, cand, c.weight)
 	idle0, total0, _ := cpuStat()
+	started := time.Now()
 	ro, err := cl.StartRollout(ctx, fmt.Sprintf("run-%d.yaml", i), []byte(spec), false)
 	if err != nil {
 		return result{}, fmt.Errorf("starting the rollout of version %d: %w", cand, err)
@@ -233,6 +244,7 @@ rollback: automatic
 		return result{}, err
 	}
 	r, err := measure(i, cand, ro, load.answers(), load, seen)
+	r.setup, r.started = setup, started
 	if idle, total, _ := cpuStat(); total > total0 {
 		r.busy = 100 * (1 - (idle-idle0)/(total-total0))
 	}

@@ -29,6 +29,9 @@ type result struct {
 	// the run: a loaded machine thins the canary's traffic and delays
 	// every step, so runs are told apart by these.
 	late, busy float64
+	// setup and started are when the run began setting up and when it
+	// asked for the rollout.
+	setup, started time.Time
 }
 
 // seen is one side's view of the candidate's answers.
@@ -150,15 +153,23 @@ func loadFigures(load *openLoad, m machine, c config) {
 			noVersion++
 		}
 	}
-	span := all[len(all)-1].scheduled.Seconds()
+	secs := all[len(all)-1].scheduled.Seconds()
 	slices.Sort(late)
 	slices.Sort(lat)
 	q := func(xs []float64, p float64) float64 { return xs[min(len(xs)-1, int(p*float64(len(xs))))] }
 	load.mu.Lock()
-	skipped := load.skipped
+	skipped, stalls := load.skipped, slices.Clone(load.stalls)
 	load.mu.Unlock()
 	fmt.Printf("\nload: %d requests in %.1f s (%.0f/s; scheduled %d/s; %d skipped with %d outstanding); sent late by p50 %.2f ms, p99 %.2f ms, max %.1f ms; answer time p50 %.2f ms, p99 %.2f ms, max %.1f ms; %d 5xx answers, %d transport errors, %d answers without X-Slipway-Version\n",
-		len(all), span, float64(len(all))/span, c.rate, skipped, maxInflight, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
+		len(all), secs, float64(len(all))/secs, c.rate, skipped, maxInflight, q(late, 0.5), q(late, 0.99), late[len(late)-1], q(lat, 0.5), q(lat, 0.99), lat[len(lat)-1], errs, transport, noVersion)
+	if len(stalls) > 0 {
+		slices.SortFunc(stalls, func(a, b span) int { return int((b.to - b.from) - (a.to - a.from)) })
+		var w []string
+		for _, st := range stalls[:min(len(stalls), 8)] {
+			w = append(w, fmt.Sprintf("%.0f ms at %s", ms(st.to-st.from+load.every), load.at(st.from).Format("15:04:05.000")))
+		}
+		fmt.Printf("the longest stretches of skipped requests (the server answering none of %d outstanding): %s\n", maxInflight, strings.Join(w, ", "))
+	}
 	fmt.Printf("machine during the runs (%d CPUs): busy %.0f %%, load average %s → %s; slipway server used %s; this load generator %.0f %% of a CPU\n",
 		m.cpus, m.busy, m.loadBefore, m.loadAfter, m.serverCPU, m.selfCPU)
 }

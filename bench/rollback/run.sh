@@ -29,6 +29,7 @@
 #        generator, e.g. -10 as root, so a machine busy with other jobs
 #        distorts the live figures less; unset: the default priority)
 #        JUDGE=1 (0 skips part 1) LIVE=1 (0 skips part 2)
+#        VERBOSE=0 (1 prints each run's timeline)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -39,6 +40,8 @@ abort_percent=${ABORT_PERCENT:-30}
 want_judge=${JUDGE:-1}
 want_live=${LIVE:-1}
 prio=()
+extra=()
+if [ "${VERBOSE:-0}" = 1 ]; then extra+=(-v); fi
 if [ -n "${NICE:-}" ]; then prio=(nice -n "$NICE"); fi
 
 say() { echo "bench/rollback: $*" >&2; }
@@ -133,7 +136,7 @@ echo "== a real server: slipway server (API $api_addr, gateway $gw_addr), upstre
 rc=0
 "${prio[@]}" "$tmp/rollback" -api "$api_addr" -gateway "$gw_addr" -token-file "$tmp/data/admin.token" \
 	-upstream "http://$upstream" -runs "$runs" -rate "$rate" -weight "$weight" \
-	-abort-percent "$abort_percent" -server-pid "$server_pid" -server-log "$tmp/slipway.log" || rc=$?
+	-abort-percent "$abort_percent" -server-pid "$server_pid" -server-log "$tmp/slipway.log" "${extra[@]}" || rc=$?
 if [ "$rc" != 0 ]; then
 	say "the measurement failed; the server's log ends:"
 	tail -n 30 "$tmp/slipway.log" >&2
