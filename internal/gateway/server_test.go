@@ -628,3 +628,57 @@ func TestServerHijack(t *testing.T) {
 		t.Errorf("after the upgrade: %q", line)
 	}
 }
+
+// A request in flight long enough to be watched, with the next one
+// pipelined behind it: the watcher's read takes the next request's first
+// byte, which must reach that request.
+func TestServerWatcherKeepsThePipelinedByte(t *testing.T) {
+	release := make(chan struct{})
+	s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		echo(w, r)
+	}), ServerConfig{})
+	c := dialTest(t, addr)
+	c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	conn := waitForConn(t, s, func(sc *srvConn) bool { return sc.state.Load() == stWatching })
+	c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	waitFor(t, func() bool { return len(conn.watchDone) == 1 }) // the watcher read a byte
+	close(release)
+	for _, want := range []string{"GET /slow ? |", "GET /next ? |"} {
+		if _, body := c.answer("GET"); body != want {
+			t.Errorf("answer %q, want %q", body, want)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, for 20 s at most.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitForConn returns the server's connection that satisfies cond.
+func waitForConn(t *testing.T, s *Server, cond func(*srvConn) bool) *srvConn {
+	t.Helper()
+	var found *srvConn
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for c := range s.conns {
+			if cond(c) {
+				found = c
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}

@@ -54,7 +54,7 @@ type connReader struct {
 func (b *connReader) buffered() int { return b.w - b.r }
 func (b *connReader) bytes() []byte { return b.buf[b.r:b.w] }
 func (b *connReader) consume(n int) { b.r += n }
-func (b *connReader) push(c byte)   { b.makeRoom(0); b.buf[b.w] = c; b.w++ }
+func (b *connReader) push(c byte)   { b.makeRoom(2 * len(b.buf)); b.buf[b.w] = c; b.w++ }
 func (b *connReader) reset()        { b.shrink(); b.r, b.w = 0, 0 }
 func (b *connReader) shrink() {
 	if len(b.buf) > readBufSize && b.r == b.w {
