@@ -46,12 +46,9 @@ func (rn *runner) judgeNow(ctx context.Context, now time.Time) *rollout.Verdict 
 	kc := metrics.Key{Model: r.Model, Environment: r.Environment, Version: req.Candidate}
 	m := rn.c.cfg.Metrics
 	if !j.started || j.run != req.Run {
-		// The run's traffic counts from here: the split it judges was put
-		// into effect before this first look. After a restart the
-		// recorder is new, so everything it counts is the run's.
-		j.startB, _ = m.Totals(kb)
-		j.startC, _ = m.Totals(kc)
-		j.run, j.started = req.Run, true
+		// A run whose start the controller did not see (it began before a
+		// restart, whose recorder is new): it counts from here.
+		rn.startRun(req)
 	}
 	nowB, _ := m.Totals(kb)
 	nowC, _ := m.Totals(kc)
@@ -78,6 +75,20 @@ func (rn *runner) judgeNow(ctx context.Context, now time.Time) *rollout.Verdict 
 	j.last, j.lastAt, j.lastMode, j.lastFloor = out, now, req.Mode, uint64(req.MinSamples)
 	j.promMu.Unlock()
 	return out
+}
+
+// startRun takes the readings a new analysis run counts from, unless
+// they were taken for it already.
+func (rn *runner) startRun(req *rollout.JudgeRequest) {
+	j := &rn.judge
+	if req == nil || j.started && j.run == req.Run {
+		return
+	}
+	r := rn.st.Rollout
+	m := rn.c.cfg.Metrics
+	j.startB, _ = m.Totals(metrics.Key{Model: r.Model, Environment: r.Environment, Version: req.Baseline})
+	j.startC, _ = m.Totals(metrics.Key{Model: r.Model, Environment: r.Environment, Version: req.Candidate})
+	j.run, j.started = req.Run, true
 }
 
 // since is the live traffic of k since *start; when the series restarted

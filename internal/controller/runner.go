@@ -169,6 +169,9 @@ func (rn *runner) once(ctx context.Context, cmds *[]rollout.Command, out *rollou
 	*cmds = nil
 	rn.judge.req = d.Judge
 	if d.Apply != nil && !now.Before(rn.retryAt) {
+		// A new analysis run counts from just before its traffic is put
+		// into effect, so no request of the new split goes unjudged.
+		rn.startRun(d.Judge)
 		if err := rn.c.carryOut(ctx, rn.id, *d.Apply); err != nil {
 			rn.applyErr, rn.applyFails = err, rn.applyFails+1
 			rn.retryAt = now.Add(min(time.Duration(rn.applyFails)*time.Second, 10*time.Second))
