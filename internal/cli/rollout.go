@@ -186,21 +186,26 @@ rollout may not approve it: separation of duties needs someone else.`,
 	return cmd
 }
 
+// rolloutStatus reads the status of the rollout an argument names.
+func (g *globals) rolloutStatus(cmd *cobra.Command, arg string) (api.RolloutStatus, error) {
+	id, err := rolloutID(arg)
+	if err != nil {
+		return api.RolloutStatus{}, err
+	}
+	c, err := g.client()
+	if err != nil {
+		return api.RolloutStatus{}, err
+	}
+	return c.RolloutStatus(cmd.Context(), id)
+}
+
 func newRolloutStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status ID",
 		Short: "Show a rollout: its step in the plan, traffic, each rule against its threshold, the verdict",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			st, err := c.RolloutStatus(cmd.Context(), id)
+			st, err := g.rolloutStatus(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -221,15 +226,7 @@ func newRolloutGetCmd(g *globals) *cobra.Command {
 		Short: "Show a rollout's stored record (-o json or yaml for all of it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			st, err := c.RolloutStatus(cmd.Context(), id)
+			st, err := g.rolloutStatus(cmd, args[0])
 			if err != nil {
 				return err
 			}
