@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,70 +12,35 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/slipway-ml/slipway/internal/api"
+	"github.com/slipway-ml/slipway/internal/api/apitest"
 	"github.com/slipway-ml/slipway/internal/artifact"
-	"github.com/slipway-ml/slipway/internal/auth"
 	"github.com/slipway-ml/slipway/internal/domain"
-	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/store/sqlstore"
 )
 
 type harness struct {
 	t       testing.TB
+	api     *apitest.Server
 	srv     *httptest.Server
 	store   *sqlstore.Store
 	blobDir string
 	admin   string
-	tokens  *auth.Tokens
 }
 
+// newHarness starts a server (apitest.New) with small body limits; each
+// option adjusts its Config after those.
 func newHarness(t testing.TB, opts ...func(*api.Config)) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobDir := filepath.Join(dir, "artifacts")
-	blobs, err := artifact.OpenLocal(blobDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := auth.NewTokens(st, nil)
-	if _, err := tokens.Bootstrap(context.Background(), dir); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	cfg := api.Config{
-		Registry: registry.New(registry.Config{Store: st, Blobs: blobs}),
-		Tokens:   tokens, Store: st, Blobs: blobs, Metrics: reg, Gatherer: reg,
-		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		MaxBodyBytes: 64 << 10, MaxBlobBytes: 1 << 20,
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	h := api.New(cfg)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, blobDir: blobDir, admin: strings.TrimSpace(string(admin)), tokens: tokens}
+	limits := func(c *api.Config) { c.MaxBodyBytes, c.MaxBlobBytes = 64<<10, 1<<20 }
+	s := apitest.New(t, append([]func(*api.Config){limits}, opts...)...)
+	return &harness{t: t, api: s, srv: s.Server, store: s.Store, blobDir: s.BlobDir, admin: s.Admin}
 }
 
 // token mints a token of role and returns its secret.
 func (h *harness) token(name string, role domain.Role) string {
 	h.t.Helper()
-	sec, err := h.tokens.Create(context.Background(), "test", name, role)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return sec.Plain
+	return h.api.Token(name, role)
 }
 
 type response struct {

@@ -8,42 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/slipway-ml/slipway/internal/api"
-	"github.com/slipway-ml/slipway/internal/clock"
-	"github.com/slipway-ml/slipway/internal/controller"
-	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/api/apitest"
 	"github.com/slipway-ml/slipway/internal/domain"
-	"github.com/slipway-ml/slipway/internal/metrics"
 )
-
-// withRollouts wires a deployment service over idle runtimes and a
-// running rollout controller. Its clock stands still, so a pause never
-// ends by itself and nothing moves unless a test asks.
-func withRollouts(t testing.TB) func(*api.Config) {
-	return func(c *api.Config) {
-		clk := clock.NewFake(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-		deps := deployment.New(deployment.Config{Store: c.Store, Versions: c.Registry, Runtimes: idleRuntimes{}, Clock: clk, Log: c.Log})
-		c.Deployments = deps
-		ctrl := controller.New(controller.Config{
-			Store: c.Store, Deployments: deps, Versions: c.Registry,
-			Metrics: metrics.New(prometheus.NewRegistry(), clk), Clock: clk, Log: c.Log,
-		})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = ctrl.Run(ctx)
-		}()
-		// Registered after the store's Close, so it runs before it.
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
-		c.Rollouts = ctrl
-	}
-}
 
 // rolloutSpec is a canary of candidate in production with the given
 // steps (YAML list items, indented for the steps block).
@@ -61,7 +29,7 @@ const (
 // rolloutHarness is a server with model m, versions 1–3, and version 1
 // deployed in production.
 func rolloutHarness(t *testing.T) *harness {
-	h := newHarness(t, withRollouts(t))
+	h := newHarness(t, apitest.WithRollouts(t))
 	h.mustCall(http.MethodPost, "/api/v1/models", h.admin, api.ModelRequest{Name: "m"}, http.StatusCreated)
 	for i := range 3 {
 		h.pushVersion("m", []byte{byte('a' + i)}, nil)

@@ -1,96 +1,25 @@
 package apiclient_test
 
 import (
-	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slipway-ml/slipway/internal/api"
+	"github.com/slipway-ml/slipway/internal/api/apitest"
 	"github.com/slipway-ml/slipway/internal/apiclient"
-	"github.com/slipway-ml/slipway/internal/artifact"
-	"github.com/slipway-ml/slipway/internal/auth"
-	"github.com/slipway-ml/slipway/internal/clock"
-	"github.com/slipway-ml/slipway/internal/controller"
-	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/domain"
-	"github.com/slipway-ml/slipway/internal/metrics"
-	"github.com/slipway-ml/slipway/internal/registry"
 	"github.com/slipway-ml/slipway/internal/rollout"
-	"github.com/slipway-ml/slipway/internal/runtime"
-	"github.com/slipway-ml/slipway/internal/store/sqlstore"
 )
 
-// idleRuntimes serves every version with a handler nobody calls.
-type idleRuntimes struct{}
-
-func (idleRuntimes) Start(context.Context, domain.Version) (runtime.Endpoint, error) {
-	return runtime.Endpoint{Protocol: runtime.ProtocolOIP, Handler: http.NotFoundHandler()}, nil
-}
-func (idleRuntimes) Health(context.Context, string, int) error                    { return nil }
-func (idleRuntimes) Retain(context.Context, func(model string, version int) bool) {}
-
-// rolloutServer is a real API server with a running rollout controller
-// on loopback, and an admin client of it.
-func rolloutServer(t *testing.T) (*apiclient.Client, *auth.Tokens, string) {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobs, err := artifact.OpenLocal(filepath.Join(dir, "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := auth.NewTokens(st, nil)
-	if _, err := tokens.Bootstrap(context.Background(), dir); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	clk := clock.NewFake(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	reg := registry.New(registry.Config{Store: st, Blobs: blobs})
-	deps := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: idleRuntimes{}, Clock: clk, Log: log})
-	ctrl := controller.New(controller.Config{Store: st, Deployments: deps, Versions: reg,
-		Metrics: metrics.New(prometheus.NewRegistry(), clk), Clock: clk, Log: log})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = ctrl.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	pr := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.New(api.Config{Registry: reg, Deployments: deps, Tokens: tokens, Store: st, Blobs: blobs,
-		Metrics: pr, Gatherer: pr, Log: log, Rollouts: ctrl}))
-	t.Cleanup(srv.Close)
-	c, err := apiclient.New(srv.URL, strings.TrimSpace(string(admin)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, tokens, srv.URL
-}
-
-// TestRolloutClient drives a rollout through every client method.
+// TestRolloutClient drives a rollout through every client method, against
+// a real API server with a running rollout controller on loopback.
 func TestRolloutClient(t *testing.T) {
-	c, tokens, url := rolloutServer(t)
+	srv := apitest.New(t, apitest.WithRollouts(t))
+	c, err := apiclient.New(srv.URL, srv.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
 	if _, err := c.CreateModel(ctx, api.ModelRequest{Name: "m"}); err != nil {
 		t.Fatal(err)
@@ -103,11 +32,7 @@ func TestRolloutClient(t *testing.T) {
 	if _, err := c.Deploy(ctx, "m", "1", "production", nil); err != nil {
 		t.Fatal(err)
 	}
-	sec, err := tokens.Create(ctx, "test", "dan", domain.RoleDeployer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dan, err := apiclient.New(url, sec.Plain)
+	dan, err := apiclient.New(srv.URL, srv.Token("dan", domain.RoleDeployer))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,39 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/slipway-ml/slipway/internal/api"
-	"github.com/slipway-ml/slipway/internal/artifact"
-	"github.com/slipway-ml/slipway/internal/auth"
-	"github.com/slipway-ml/slipway/internal/clock"
-	"github.com/slipway-ml/slipway/internal/controller"
-	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/api/apitest"
 	"github.com/slipway-ml/slipway/internal/domain"
-	"github.com/slipway-ml/slipway/internal/metrics"
 	"github.com/slipway-ml/slipway/internal/registry"
-	"github.com/slipway-ml/slipway/internal/runtime"
-	"github.com/slipway-ml/slipway/internal/store/sqlstore"
 )
-
-type idleRuntimes struct{}
-
-func (idleRuntimes) Start(context.Context, domain.Version) (runtime.Endpoint, error) {
-	return runtime.Endpoint{Protocol: runtime.ProtocolOIP, Handler: http.NotFoundHandler()}, nil
-}
-func (idleRuntimes) Health(context.Context, string, int) error                    { return nil }
-func (idleRuntimes) Retain(context.Context, func(model string, version int) bool) {}
 
 // rolloutCLI is a real server with a running rollout controller on
 // loopback, model m with versions 1–3 and version 1 in production; run
@@ -47,56 +21,14 @@ type rolloutCLI struct {
 
 func newRolloutCLI(t *testing.T) *rolloutCLI {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobs, err := artifact.OpenLocal(filepath.Join(dir, "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := auth.NewTokens(st, nil)
-	if _, err := tokens.Bootstrap(ctx, dir); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	clk := clock.NewFake(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	reg := registry.New(registry.Config{Store: st, Blobs: blobs})
-	deps := deployment.New(deployment.Config{Store: st, Versions: reg, Runtimes: idleRuntimes{}, Clock: clk, Log: log})
-	ctrl := controller.New(controller.Config{Store: st, Deployments: deps, Versions: reg,
-		Metrics: metrics.New(prometheus.NewRegistry(), clk), Clock: clk, Log: log})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = ctrl.Run(runCtx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	pr := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.New(api.Config{Registry: reg, Deployments: deps, Tokens: tokens, Store: st, Blobs: blobs,
-		Metrics: pr, Gatherer: pr, Log: log, Rollouts: ctrl}))
-	t.Cleanup(srv.Close)
-	c := &rolloutCLI{t: t, url: srv.URL, tokens: map[domain.Role]string{domain.RoleAdmin: strings.TrimSpace(string(admin))}}
+	srv := apitest.New(t, apitest.WithRollouts(t))
+	c := &rolloutCLI{t: t, url: srv.URL, tokens: map[domain.Role]string{domain.RoleAdmin: srv.Admin}}
 	for _, role := range []domain.Role{domain.RoleDeployer, domain.RoleApprover, domain.RoleViewer} {
-		sec, err := tokens.Create(ctx, "test", string(role)+"-1", role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.tokens[role] = sec.Plain
+		c.tokens[role] = srv.Token(string(role)+"-1", role)
 	}
 	c.must(domain.RoleAdmin, "model", "create", "m")
 	for _, v := range []string{"1", "2", "3"} {
-		if _, err := reg.PushVersion(ctx, "admin", registry.Push{Model: "m", Format: domain.FormatExternal, Labels: map[string]string{"v": v}}); err != nil {
+		if _, err := srv.Registry.PushVersion(t.Context(), "admin", registry.Push{Model: "m", Format: domain.FormatExternal, Labels: map[string]string{"v": v}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -49,6 +49,7 @@ var order = []string{
 	"internal/gateway",
 	"internal/controller",
 	"internal/api",
+	"internal/api/apitest", // a real API server on loopback that tests of api, apiclient and cli start
 	"internal/apiclient",
 	"internal/cli",
 	"internal/ui",
