@@ -14,12 +14,17 @@ import (
 // Apply sends one YAML document (a GatePolicy); file names it in errors.
 func (c *Client) Apply(ctx context.Context, file string, doc []byte) (api.ApplyResponse, error) {
 	var out api.ApplyResponse
-	req, err := c.newRequest(ctx, http.MethodPost, "/api/v1/apply", url.Values{"file": {file}}, bytes.NewReader(doc))
+	return out, c.postYAML(ctx, "/api/v1/apply", url.Values{"file": {file}}, doc, &out)
+}
+
+// postYAML posts a YAML document to path and decodes the answer into out.
+func (c *Client) postYAML(ctx context.Context, path string, q url.Values, doc []byte, out any) error {
+	req, err := c.newRequest(ctx, http.MethodPost, path, q, bytes.NewReader(doc))
 	if err != nil {
-		return out, err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/yaml")
-	return out, c.do(req, &out)
+	return c.do(req, out)
 }
 
 // GetPolicy returns the gate policy in force for a model and environment.
@@ -56,17 +61,24 @@ type PromotionFilter struct {
 
 // ListPromotions lists promotions, newest first.
 func (c *Client) ListPromotions(ctx context.Context, f PromotionFilter, p Page) (api.List[domain.Promotion], error) {
-	q := p.values()
-	for k, v := range map[string]string{"model": f.Model, "environment": f.Environment, "state": f.State} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := listQuery(p, map[string]string{"model": f.Model, "environment": f.Environment, "state": f.State})
 	if f.Version != 0 {
 		q.Set("version", strconv.Itoa(f.Version))
 	}
 	var l api.List[domain.Promotion]
 	return l, c.getJSON(ctx, "/api/v1/promotions", q, &l)
+}
+
+// listQuery is the query of a listing: the page, and each filter field
+// that is not empty.
+func listQuery(p Page, filter map[string]string) url.Values {
+	q := p.values()
+	for k, v := range filter {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
 }
 
 // Decide approves (approve true) or rejects a pending promotion.

@@ -1,7 +1,6 @@
 package apiclient
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -21,12 +20,7 @@ func (c *Client) StartRollout(ctx context.Context, file string, doc []byte, supe
 	if supersede {
 		q.Set("supersede", "true")
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, "/api/v1/rollouts", q, bytes.NewReader(doc))
-	if err != nil {
-		return out, err
-	}
-	req.Header.Set("Content-Type", "application/yaml")
-	return out, c.do(req, &out)
+	return out, c.postYAML(ctx, "/api/v1/rollouts", q, doc, &out)
 }
 
 // RolloutFilter narrows a listing of rollouts; zero fields match all.
@@ -40,12 +34,7 @@ type RolloutFilter struct {
 
 // ListRollouts lists rollouts, newest first.
 func (c *Client) ListRollouts(ctx context.Context, f RolloutFilter, p Page) (api.List[domain.Rollout], error) {
-	q := p.values()
-	for k, v := range map[string]string{"model": f.Model, "environment": f.Environment, "phase": f.Phase} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := listQuery(p, map[string]string{"model": f.Model, "environment": f.Environment, "phase": f.Phase})
 	if f.Active {
 		q.Set("active", "true")
 	}
