@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -300,41 +301,20 @@ func fmtOpt(v *float64) string {
 }
 
 func newDecideCmd(g *globals, approve bool) *cobra.Command {
-	var comment string
-	use, short := "approve ID [--comment TEXT]", "Approve a pending promotion (not your own version or request)"
-	if !approve {
-		use, short = "reject ID --comment TEXT", "Reject a pending promotion, saying why"
-	}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Long: short + `. The server enforces separation of duties: you need
+	a := decisionCmd(approve, "Approve a pending promotion (not your own version or request)", "Reject a pending promotion, saying why")
+	a.noun = "promotion"
+	a.long = `. The server enforces separation of duties: you need
 the policy's approval role, may not have pushed the version or requested
 the promotion, and may decide once; N required approvals need N different
-people. The last approval completes the promotion.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || id < 1 {
-				return fmt.Errorf("promotion ID %q must be a number from 1", args[0])
-			}
-			if !approve && strings.TrimSpace(comment) == "" {
-				return fmt.Errorf("--comment TEXT is required: say why")
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.Decide(cmd.Context(), id, approve, comment)
-			if err != nil {
-				return err
-			}
-			return g.emitReport(p, nil)
-		},
+people. The last approval completes the promotion.`
+	a.act = func(ctx context.Context, c *apiclient.Client, id int64, comment string) error {
+		p, err := c.Decide(ctx, id, approve, comment)
+		if err != nil {
+			return err
+		}
+		return g.emitReport(p, nil)
 	}
-	cmd.Flags().StringVar(&comment, "comment", "", "what you checked, or why you reject")
-	g.addOutput(cmd)
-	return cmd
+	return g.newActionCmd(a)
 }
 
 func newPromotionCmd(g *globals) *cobra.Command {
@@ -395,9 +375,9 @@ func newPromotionCmd(g *globals) *cobra.Command {
 		Short: "Show one promotion with its gate report and decisions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || id < 1 {
-				return fmt.Errorf("promotion ID %q must be a number from 1", args[0])
+			id, err := recordID("promotion", args[0])
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -110,80 +111,99 @@ input.`,
 }
 
 // rolloutID parses a rollout ID argument.
-func rolloutID(s string) (int64, error) {
+func rolloutID(s string) (int64, error) { return recordID("rollout", s) }
+
+// recordID parses the ID argument of a rollout or a promotion.
+func recordID(noun, s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
-		return 0, fmt.Errorf("rollout ID %q must be a number from 1", s)
+		return 0, fmt.Errorf("%s ID %q must be a number from 1", noun, s)
 	}
 	return id, nil
 }
 
-func newRolloutCommandCmd(g *globals, kind rollout.CommandKind, short string) *cobra.Command {
-	var reason string
+// actionCmd is a command that acts on one rollout or promotion named by
+// its ID and says why in a text flag: the rollout commands, and approve
+// and reject of rollouts and promotions.
+type actionCmd struct {
+	noun        string // rollout or promotion, for a bad ID's error
+	use, short  string
+	long        string // the help after short
+	flag, usage string // the text flag: --reason or --comment
+	required    bool   // the text may not be blank: a rejection says why
+	act         func(ctx context.Context, c *apiclient.Client, id int64, text string) error
+}
+
+func (g *globals) newActionCmd(a actionCmd) *cobra.Command {
+	var text string
 	cmd := &cobra.Command{
-		Use:   string(kind) + " ID [--reason TEXT]",
-		Short: short,
-		Long: short + `. The rollout's phase must accept it (docs/rollouts.md,
-"Manual commands"); otherwise the command is refused with the phase and
-what it accepts. Needs the deployer role; promoting past an approval step
-still ahead needs a token that may give that approval.`,
-		Args: cobra.ExactArgs(1),
+		Use:   a.use,
+		Short: a.short,
+		Long:  a.short + a.long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
+			id, err := recordID(a.noun, args[0])
 			if err != nil {
 				return err
+			}
+			if a.required && strings.TrimSpace(text) == "" {
+				return fmt.Errorf("--%s TEXT is required: say why", a.flag)
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			r, err := c.RolloutCommand(cmd.Context(), id, kind, reason)
-			if err != nil {
-				return err
-			}
-			return g.emitRollout(r, "")
+			return a.act(cmd.Context(), c, id, text)
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the rollout's history and the audit log")
+	cmd.Flags().StringVar(&text, a.flag, "", a.usage)
 	g.addOutput(cmd)
 	return cmd
 }
 
-func newRolloutDecideCmd(g *globals, approve bool) *cobra.Command {
-	var comment string
-	kind, use, short := rollout.CommandApprove, "approve ID [--comment TEXT]", "Approve the rollout's current approval step"
+// decisionCmd is approve or reject, of a rollout's approval step or of a
+// promotion: reject needs a comment.
+func decisionCmd(approve bool, approveShort, rejectShort string) actionCmd {
+	a := actionCmd{use: "approve ID [--comment TEXT]", short: approveShort, flag: "comment", usage: "what you checked, or why you reject"}
 	if !approve {
-		kind, use, short = rollout.CommandReject, "reject ID --comment TEXT", "Reject the rollout's current approval step, aborting it"
+		a.use, a.short, a.required = "reject ID --comment TEXT", rejectShort, true
 	}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Long: short + `. Your token's role must allow the role the step names
+	return a
+}
+
+func newRolloutCommandCmd(g *globals, kind rollout.CommandKind, short string) *cobra.Command {
+	return g.newActionCmd(actionCmd{noun: "rollout", use: string(kind) + " ID [--reason TEXT]", short: short,
+		long: `. The rollout's phase must accept it (docs/rollouts.md,
+"Manual commands"); otherwise the command is refused with the phase and
+what it accepts. Needs the deployer role; promoting past an approval step
+still ahead needs a token that may give that approval.`,
+		flag: "reason", usage: "why, for the rollout's history and the audit log", act: g.rolloutCommand(kind)})
+}
+
+func newRolloutDecideCmd(g *globals, approve bool) *cobra.Command {
+	a := decisionCmd(approve, "Approve the rollout's current approval step", "Reject the rollout's current approval step, aborting it")
+	a.noun = "rollout"
+	a.long = `. Your token's role must allow the role the step names
 (approver unless the document says otherwise), and whoever started the
-rollout may not approve it: separation of duties needs someone else.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := rolloutID(args[0])
-			if err != nil {
-				return err
-			}
-			if !approve && strings.TrimSpace(comment) == "" {
-				return fmt.Errorf("--comment TEXT is required: say why")
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			r, err := c.RolloutCommand(cmd.Context(), id, kind, comment)
-			if err != nil {
-				return err
-			}
-			return g.emitRollout(r, "")
-		},
+rollout may not approve it: separation of duties needs someone else.`
+	kind := rollout.CommandApprove
+	if !approve {
+		kind = rollout.CommandReject
 	}
-	cmd.Flags().StringVar(&comment, "comment", "", "what you checked, or why you reject")
-	g.addOutput(cmd)
-	return cmd
+	a.act = g.rolloutCommand(kind)
+	return g.newActionCmd(a)
+}
+
+// rolloutCommand sends a command to a rollout and prints the rollout as
+// the command left it.
+func (g *globals) rolloutCommand(kind rollout.CommandKind) func(context.Context, *apiclient.Client, int64, string) error {
+	return func(ctx context.Context, c *apiclient.Client, id int64, reason string) error {
+		r, err := c.RolloutCommand(ctx, id, kind, reason)
+		if err != nil {
+			return err
+		}
+		return g.emitRollout(r, "")
+	}
 }
 
 // rolloutStatus reads the status of the rollout an argument names.
