@@ -249,7 +249,9 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 
 	servers := []*listener{
 		{name: "api", addr: c.Addr, handler: apiHandler},
-		{name: "gateway", addr: c.GatewayAddr, handler: gw},
+		// The gateway runs on its own HTTP/1.1 server (ADR 011): the
+		// per-request cost of net/http's was about nginx's whole cost.
+		{name: "gateway", addr: c.GatewayAddr, handler: gw, own: true},
 	}
 	serveErr := make(chan error, len(servers))
 	for _, l := range servers {
@@ -302,9 +304,19 @@ type Addrs struct {
 type listener struct {
 	name, addr string
 	handler    http.Handler
-	ln         net.Listener
-	srv        *http.Server
-	bound      string
+	// own serves with the gateway's HTTP/1.1 server instead of net/http's.
+	own   bool
+	ln    net.Listener
+	srv   server
+	bound string
+}
+
+// server is what the process needs of an HTTP server: net/http's and the
+// gateway's both are one.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 func (l *listener) listen(log *slog.Logger) error {
@@ -313,6 +325,10 @@ func (l *listener) listen(log *slog.Logger) error {
 		return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
 	}
 	l.ln, l.bound = ln, ln.Addr().String()
+	if l.own {
+		l.srv = gateway.NewServer(l.handler, gateway.ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Log: log})
+		return nil
+	}
 	l.srv = &http.Server{
 		Handler:           l.handler,
 		ReadHeaderTimeout: 10 * time.Second,
