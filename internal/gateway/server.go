@@ -314,7 +314,7 @@ func (c *srvConn) serve() {
 	c.bw = getWriter(c.rd.nc)
 	defer func() {
 		if c.state.Load() != stHijacked {
-			_ = c.nc.Close()
+			closeLingering(c.nc, !c.body.done)
 			putReadBuf(c.rd.buf)
 			putWriter(c.bw)
 		}
