@@ -7,7 +7,7 @@ PKGS    := ./...
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/slipway
@@ -16,6 +16,10 @@ build: ## Build bin/slipway
 .PHONY: run
 run: build ## Start the server on embedded defaults (SQLite + ./.slipway, 127.0.0.1:8700)
 	./$(BIN) server
+
+.PHONY: demo
+demo: build ## The whole supply chain in seconds: gate, approval, canary, automatic rollback (slipway demo)
+	./$(BIN) demo
 
 .PHONY: test
 test: test-deps ## Vet and run every test with the race detector
