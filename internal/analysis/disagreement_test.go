@@ -53,3 +53,23 @@ func TestDisagreementRateTakesMaxOnly(t *testing.T) {
 		}
 	}
 }
+
+// A Prometheus value read too early to reflect the run may fail a
+// candidate but never pass one.
+func TestPrometheusEarlyValueCannotPass(t *testing.T) {
+	ceiling := 1.0
+	s := Spec{MinSamples: 1, Rules: []Rule{{Prometheus: &PrometheusRule{Query: "errors", Max: &ceiling}}}}
+	healthy := Version{Requests: 500, Latency: Histogram{{Ms: 20, Count: 500}}}
+	judge := func(r PromResult) Outcome {
+		return Judge(s, Observations{Baseline: healthyBaseline(), Candidate: healthy, Prometheus: map[string]PromResult{"errors": r}}).Outcome
+	}
+	if o := judge(PromResult{Value: 0, Early: true}); o != Inconclusive {
+		t.Errorf("an early value within bounds: %s", o)
+	}
+	if o := judge(PromResult{Value: 5, Early: true}); o != Fail {
+		t.Errorf("an early value out of bounds: %s", o)
+	}
+	if o := judge(PromResult{Value: 0}); o != Pass {
+		t.Errorf("a settled value within bounds: %s", o)
+	}
+}

@@ -22,6 +22,11 @@ var ErrNoData = errors.New("no data")
 type PromResult struct {
 	Value float64 `json:"value"`
 	Err   error   `json:"-"`
+	// Early marks a value read before Prometheus could have scraped the
+	// analysis run's traffic (the run is younger than the scrapes it
+	// needs): it may fail a candidate, as a value out of bounds is out of
+	// bounds, but cannot pass one.
+	Early bool `json:"early,omitempty"`
 }
 
 // QueryPrometheus asks p for every Prometheus rule's query of s at time

@@ -274,6 +274,9 @@ func judgePrometheus(i int, p PrometheusRule, results map[string]PromResult) []C
 		case b.bad(res.Value, *b.bound):
 			c.Observed, c.Candidate = clampFinite(res.Value), ptr(res.Value)
 			c.Outcome, c.Reason = Fail, fmt.Sprintf("%s = %g is %s %g", q, res.Value, b.word, *b.bound)
+		case res.Early:
+			c.Observed, c.Candidate = clampFinite(res.Value), ptr(res.Value)
+			c.Outcome, c.Reason = Inconclusive, fmt.Sprintf("%s = %g is within %s %g, read before Prometheus could have scraped this run's traffic", q, res.Value, b.kind, *b.bound)
 		default:
 			c.Observed, c.Candidate = clampFinite(res.Value), ptr(res.Value)
 			c.Outcome, c.Reason = Pass, fmt.Sprintf("%s = %g is within %s %g", q, res.Value, b.kind, *b.bound)

@@ -209,7 +209,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 	// runtimes and the store (defers run in reverse).
 	rollouts := controller.New(controller.Config{
 		Store: st, Deployments: deployments, Versions: reg, Metrics: live, Prometheus: prom,
-		Interval: c.Rollouts.Interval, Clock: clk, Log: log,
+		Interval: c.Rollouts.Interval, PrometheusScrape: c.Rollouts.PrometheusScrape, Clock: clk, Log: log,
 	})
 	controlCtx, stopControl := context.WithCancel(context.WithoutCancel(ctx))
 	controlled := make(chan struct{})

@@ -22,6 +22,9 @@ type Rollouts struct {
 	// Interval is how often a judged rollout looks at the live counters;
 	// zero takes the controller's 20 ms.
 	Interval time.Duration
+	// PrometheusScrape is how often that Prometheus scrapes slipway;
+	// zero takes 15 s.
+	PrometheusScrape time.Duration
 }
 
 // prometheus builds the provider the flags describe, or nil.

@@ -14,6 +14,7 @@ type ServerRollouts struct {
 	PrometheusURL       string
 	PrometheusTokenFile string
 	Interval            time.Duration
+	PrometheusScrape    time.Duration
 }
 
 // addRolloutFlags declares --prometheus-url, --prometheus-token-file and
@@ -24,11 +25,16 @@ func addRolloutFlags(f *pflag.FlagSet, r *ServerRollouts) {
 	f.StringVar(&r.PrometheusTokenFile, "prometheus-token-file", "", "file holding a bearer token for --prometheus-url")
 	f.DurationVar(&r.Interval, "rollout-interval", 20*time.Millisecond,
 		"how often a judged rollout looks at the gateway's live per-version counters (from 1ms to 10s)")
+	f.DurationVar(&r.PrometheusScrape, "prometheus-scrape-interval", 15*time.Second,
+		"how often --prometheus-url scrapes slipway's /metrics: a prometheus rule passes only on an answer read two scrapes after its analysis run began (from 1s to 10m)")
 }
 
 func (r ServerRollouts) validate() error {
 	if r.Interval < time.Millisecond || r.Interval > 10*time.Second {
 		return fmt.Errorf("--rollout-interval %s must be from 1ms to 10s", r.Interval)
+	}
+	if r.PrometheusScrape < time.Second || r.PrometheusScrape > 10*time.Minute {
+		return fmt.Errorf("--prometheus-scrape-interval %s must be from 1s to 10m", r.PrometheusScrape)
 	}
 	return nil
 }

@@ -58,8 +58,13 @@ type Config struct {
 	// makes those rules come out Error (the rollout then waits, and
 	// pauses at its progress deadline), never Pass.
 	Prometheus analysis.Provider
+	// PrometheusScrape is how often Prometheus scrapes the gateway's
+	// metrics (default 15 s, Prometheus' own default): an answer counts
+	// towards a Pass only when asked for two scrapes after the analysis
+	// run began.
+	PrometheusScrape time.Duration
 	// PrometheusEvery is how often a judged rollout's queries are asked
-	// again (default 5 s; Prometheus scrapes at 15 s by default).
+	// again (default the scrape interval, from 1 s to 5 s).
 	PrometheusEvery time.Duration
 	// Interval is how often a judged rollout looks at the live counters
 	// (default 20 ms).
@@ -97,8 +102,11 @@ func New(cfg Config) *Controller {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 20 * time.Millisecond
 	}
+	if cfg.PrometheusScrape <= 0 {
+		cfg.PrometheusScrape = 15 * time.Second
+	}
 	if cfg.PrometheusEvery <= 0 {
-		cfg.PrometheusEvery = 5 * time.Second
+		cfg.PrometheusEvery = min(max(cfg.PrometheusScrape, time.Second), 5*time.Second)
 	}
 	if cfg.SmokeTimeout <= 0 {
 		cfg.SmokeTimeout = 10 * time.Second

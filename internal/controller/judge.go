@@ -22,10 +22,12 @@ type judgeState struct {
 	started        bool
 	startB, startC metrics.Totals
 
-	promMu    sync.Mutex
-	prom      map[string]analysis.PromResult
-	promAt    time.Time
-	promBusy  bool
+	promMu sync.Mutex
+	prom   map[string]analysis.PromResult
+	// promAt is when the latest query was sent, promRead when the
+	// answers in prom were asked for.
+	promAt, promRead time.Time
+	promBusy         bool
 	last      *rollout.Verdict
 	lastAt    time.Time
 	lastMode  rollout.JudgeMode
@@ -68,7 +70,7 @@ func (rn *runner) judgeNow(ctx context.Context, now time.Time) *rollout.Verdict 
 	if err := errors.Join(errB, errC); err != nil {
 		v = analysis.Verdict{Outcome: analysis.Error, Reason: "the live counters cannot be read: " + err.Error()}
 	} else {
-		v = analysis.Judge(spec, analysis.Observations{Baseline: base, Candidate: cand, Comparison: cmp, Prometheus: rn.prometheus(ctx, &spec, now)})
+		v = analysis.Judge(spec, analysis.Observations{Baseline: base, Candidate: cand, Comparison: cmp, Prometheus: rn.prometheus(ctx, &spec, now, req.RunStartedAt)})
 	}
 	out := &rollout.Verdict{Run: req.Run, Verdict: v}
 	j.promMu.Lock()
@@ -131,8 +133,11 @@ func judgedRuns(p rollout.Plan) int {
 // prometheus returns the latest answers to the spec's Prometheus
 // queries, asking again in the background every PrometheusEvery, so a
 // slow Prometheus never delays a verdict on the live counters. Until the
-// first answers arrive the queries read as having no data.
-func (rn *runner) prometheus(ctx context.Context, spec *analysis.Spec, now time.Time) map[string]analysis.PromResult {
+// first answers arrive the queries read as having no data. Answers asked
+// for before Prometheus could have scraped the run's traffic (two scrape
+// intervals after runStart) are marked Early: they can fail the
+// candidate, not pass it.
+func (rn *runner) prometheus(ctx context.Context, spec *analysis.Spec, now, runStart time.Time) map[string]analysis.PromResult {
 	hasRule := false
 	for _, r := range spec.Rules {
 		hasRule = hasRule || r.Prometheus != nil
@@ -151,7 +156,7 @@ func (rn *runner) prometheus(ctx context.Context, spec *analysis.Spec, now time.
 			defer cancel()
 			res := analysis.QueryPrometheus(qctx, rn.c.cfg.Prometheus, s, now)
 			j.promMu.Lock()
-			j.prom, j.promBusy = res, false
+			j.prom, j.promRead, j.promBusy = res, now, false
 			j.promMu.Unlock()
 		}()
 	}
@@ -164,7 +169,15 @@ func (rn *runner) prometheus(ctx context.Context, spec *analysis.Spec, now time.
 		}
 		return out
 	}
-	return j.prom
+	if !j.promRead.Before(runStart.Add(2 * rn.c.cfg.PrometheusScrape)) {
+		return j.prom
+	}
+	early := make(map[string]analysis.PromResult, len(j.prom))
+	for q, r := range j.prom {
+		r.Early = true
+		early[q] = r
+	}
+	return early
 }
 
 // Live is the judge's latest verdict on a rollout's current run.
