@@ -28,10 +28,10 @@ type judgeState struct {
 	// answers in prom were asked for.
 	promAt, promRead time.Time
 	promBusy         bool
-	last      *rollout.Verdict
-	lastAt    time.Time
-	lastMode  rollout.JudgeMode
-	lastFloor uint64
+	last             *rollout.Verdict
+	lastAt           time.Time
+	lastMode         rollout.JudgeMode
+	lastFloor        uint64
 }
 
 // judgeNow is the judge's verdict on the current run over the live
