@@ -20,7 +20,7 @@ func TestJudgeDisagreementRate(t *testing.T) {
 		{"a mirror that disagrees 30 % of the time fails", &Comparison{Compared: 100, Disagreed: 30}, Fail},
 		{"one disagreement in 500 passes", &Comparison{Compared: 500, Disagreed: 1}, Pass},
 		{"nothing compared yet is inconclusive", &Comparison{}, Inconclusive},
-		{"not mirrored: the rule makes no check", nil, Pass},
+		{"not mirrored: the rule makes no check, so nothing passes", nil, Inconclusive},
 	}
 	for _, c := range cases {
 		v := Judge(s, Observations{Baseline: healthyBaseline(), Candidate: healthy, Comparison: c.cmp})

@@ -142,6 +142,13 @@ func Judge(s Spec, obs Observations) Verdict {
 			v.Checks = append(v.Checks, judgeLatency(i, r, obs, alpha)...)
 		}
 	}
+	if len(v.Checks) == 0 {
+		// Every rule is one that does not apply to this traffic (a
+		// disagreement_rate rule while the candidate takes live traffic):
+		// nothing was judged, so nothing passed.
+		v.Outcome, v.Reason = Inconclusive, "no rule judges this traffic: disagreement_rate applies only while the candidate is mirrored; add a rule such as error_rate"
+		return v
+	}
 	v.Outcome, v.Reason = conclude(v)
 	return v
 }

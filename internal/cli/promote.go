@@ -62,7 +62,7 @@ role. kind: Rollout starts a rollout, as 'slipway rollout start -f' does
 			if err != nil {
 				return err
 			}
-			return g.emit(res, func() table {
+			err = g.emit(res, func() table {
 				t := table{header: []string{"KIND", "MODEL", "ENVIRONMENT", "REVISION", "RESULT"}}
 				if p := res.GatePolicy; p != nil {
 					result := "applied"
@@ -79,6 +79,12 @@ role. kind: Rollout starts a rollout, as 'slipway rollout start -f' does
 				}
 				return t
 			})
+			if r := res.Rollout; err == nil && r != nil && r.Phase.Terminal() {
+				// Its first steps ended it: a script must not read that as
+				// started.
+				return fmt.Errorf("rollout %d ended as soon as it started: %s: %s", r.ID, phaseText(r.Phase), r.Reason)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML document to apply (- for standard input)")

@@ -101,6 +101,14 @@ input.`,
 			if err != nil {
 				return err
 			}
+			if r.Phase.Terminal() {
+				// Its first steps ended it (a candidate that cannot be
+				// served): a script must not read that as started.
+				if err := g.emitRollout(r, ""); err != nil {
+					return err
+				}
+				return fmt.Errorf("rollout %d ended as soon as it started: %s: %s", r.ID, phaseText(r.Phase), r.Reason)
+			}
 			return g.emitRollout(r, "started; follow it with: slipway rollout watch "+strconv.FormatInt(r.ID, 10))
 		},
 	}

@@ -77,7 +77,9 @@ Without a token, the CLI reads ./.slipway/admin.token when it exists.`,
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.addr, "addr", envOr("SLIPWAY_ADDR", "127.0.0.1:8700"), "server address (env SLIPWAY_ADDR)")
-	pf.StringVar(&g.token, "token", os.Getenv("SLIPWAY_TOKEN"), "API token (env SLIPWAY_TOKEN)")
+	// The token is read from the environment when the client is built, not
+	// made the flag's default: a default is printed by every --help.
+	pf.StringVar(&g.token, "token", "", "API token (env SLIPWAY_TOKEN)")
 	root.AddCommand(
 		newServerCmd(g),
 		newModelCmd(g),
@@ -116,6 +118,9 @@ func envOr(k, def string) string {
 // of the default data dir when no token was given.
 func (g *globals) client() (*apiclient.Client, error) {
 	tok := strings.TrimSpace(g.token)
+	if tok == "" {
+		tok = strings.TrimSpace(os.Getenv("SLIPWAY_TOKEN"))
+	}
 	if tok == "" && isLoopback(g.addr) {
 		// Only a server on this machine can have written this file; never
 		// send it anywhere else.

@@ -225,6 +225,7 @@ func TestStartRefusals(t *testing.T) {
 		"unknown env":      {strings.Replace(canary, "environment: production", "environment: moon", 1), domain.ErrInvalid},
 		"yaml":             {canary + "  bogus: 1\n", nil},
 		"unknown rule":     {strings.Replace(canary, "error_rate", "happiness", 1), nil},
+		"no prometheus":    {canary + "    - prometheus: {query: 'sum(up)', max: 3}\n", domain.ErrPrecondition},
 	}
 	for name, c := range cases {
 		_, err := e.ctl.Start(t.Context(), e.admin, "r.yaml", []byte(c.spec), controller.StartOptions{})

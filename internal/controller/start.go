@@ -32,6 +32,13 @@ func (c *Controller) Start(ctx context.Context, who Actor, file string, data []b
 	if err != nil {
 		return domain.Rollout{}, err
 	}
+	if spec.Analysis != nil && c.cfg.Prometheus == nil {
+		for i, r := range spec.Analysis.Rules {
+			if r.Prometheus != nil {
+				return domain.Rollout{}, fmt.Errorf("%s: analysis rule %d asks Prometheus, but this server has none (start it with --prometheus-url): %w", file, i+1, domain.ErrPrecondition)
+			}
+		}
+	}
 	if !slices.Contains(c.cfg.Deployments.Environments(), spec.Environment) {
 		return domain.Rollout{}, fmt.Errorf("%s: environment %q is not one of %v: %w", file, spec.Environment, c.cfg.Deployments.Environments(), domain.ErrInvalid)
 	}

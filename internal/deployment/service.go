@@ -225,6 +225,9 @@ func (s *Service) change(ctx context.Context, actor, model, env string, sp spec,
 			if err := heldByRollout(ctx, tx, model, env); err != nil {
 				return err
 			}
+			if err := gated(ctx, tx, cur, d); err != nil {
+				return err
+			}
 		}
 		if expected != nil && *expected != cur.Revision {
 			return fmt.Errorf("deployment of %q in %s is at revision %d, expected %d (someone changed it; re-read and retry): %w", model, env, cur.Revision, *expected, domain.ErrConflict)

@@ -89,6 +89,43 @@ func heldByRollout(ctx context.Context, tx store.Tx, model, env string) error {
 	case err != nil:
 		return err
 	}
-	return fmt.Errorf("rollout %d of %q in %s is %s and moves this deployment's traffic; abort it (slipway rollout abort %d) before changing the split or routing by hand: %w",
+	return fmt.Errorf("rollout %d of %q in %s is %s and moves this deployment's traffic; abort it (slipway rollout abort %d; undo while it is promoting) before changing the split or routing by hand: %w",
 		r.ID, model, env, r.Phase, r.ID, domain.ErrPrecondition)
+}
+
+// gated refuses a person's change that gives traffic to a version the
+// environment's gate policy has not let in: with a policy, every version
+// taking traffic it did not take before needs a completed promotion into
+// the environment (slipway promote; an admin may --break-glass). Versions
+// kept warm at 0 % and versions already serving are not asked again.
+func gated(ctx context.Context, tx store.Tx, cur, next domain.Deployment) error {
+	if _, err := tx.GetGatePolicy(ctx, next.Model, next.Environment); errors.Is(err, domain.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, sv := range next.Versions {
+		if sv.Weight == 0 || servesWithTraffic(cur, sv.Version) {
+			continue
+		}
+		ps, _, err := tx.ListPromotions(ctx, store.PromotionFilter{Model: next.Model, Environment: next.Environment, Version: sv.Version, State: domain.PromotionCompleted}, store.Page{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(ps) == 0 {
+			return fmt.Errorf("version %d of %q has not passed the %s gate policy, so it may not take traffic there: promote it (slipway promote %s %d --to %s; an admin may add --break-glass --reason) and roll it out: %w",
+				sv.Version, next.Model, next.Environment, next.Model, sv.Version, next.Environment, domain.ErrPrecondition)
+		}
+	}
+	return nil
+}
+
+// servesWithTraffic reports whether d gives version n a weight above 0.
+func servesWithTraffic(d domain.Deployment, n int) bool {
+	for _, v := range d.Versions {
+		if v.Version == n && v.Weight > 0 {
+			return true
+		}
+	}
+	return false
 }

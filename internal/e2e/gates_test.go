@@ -130,6 +130,13 @@ func TestGatesEndToEnd(t *testing.T) {
 		t.Fatalf("v3 state = %s", v3.State)
 	}
 
+	// The gate holds for deployments by hand too: v2, rejected, may not
+	// take production traffic; v3, promoted, may.
+	dan.ok("deploy", "breast-cancer", "1", "--env", "production")
+	dan.fail([]string{"deploy", "breast-cancer", "2", "--env", "production"}, "has not passed the production gate")
+	dan.fail([]string{"traffic", "set", "breast-cancer", "--env", "production", "1=90", "2=10"}, "has not passed the production gate")
+	dan.ok("traffic", "set", "breast-cancer", "--env", "production", "1=90", "3=10")
+
 	// History: who held production, when and why.
 	var hist api.List[domain.Promotion]
 	vic.json(&hist, "promotion", "list", "breast-cancer", "--env", "production")

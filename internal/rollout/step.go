@@ -343,12 +343,24 @@ func (m *machine) command(c Command) error {
 		if _, err := Transition(r.Phase, EventPromote); err != nil {
 			return err
 		}
-		for _, need := range m.plan.remainingApprovals(r.Step) {
+		skipped := m.plan.remainingApprovals(r.Step)
+		for _, need := range skipped {
 			if !c.Role.Allows(need) {
 				return fmt.Errorf("the plan still has an approval by %s ahead; promoting skips it, so it needs a token that may approve as %s (%s holds %s): %w", need, need, who, roleName(c.Role), ErrNotPermitted)
 			}
 		}
-		return m.fire(EventPromote, c.By, why("promoted"))
+		if len(skipped) > 0 && c.By != "" && c.By == r.CreatedBy {
+			return fmt.Errorf("%s started this rollout and may not skip its approval by %s by promoting; separation of duties needs someone else: %w", c.By, skipped[0], ErrNotPermitted)
+		}
+		did := "promoted"
+		if len(skipped) > 0 {
+			roles := make([]string, len(skipped))
+			for i, s := range skipped {
+				roles[i] = string(s)
+			}
+			did = "promoted, skipping the approval by " + strings.Join(roles, " and the approval by ")
+		}
+		return m.fire(EventPromote, c.By, why(did))
 	case CommandAbort:
 		return m.fire(EventAbort, c.By, why("aborted"))
 	case CommandUndo:
