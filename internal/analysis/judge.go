@@ -134,7 +134,7 @@ func Judge(s Spec, obs Observations) Verdict {
 		switch {
 		case r.Prometheus != nil:
 			v.Checks = append(v.Checks, judgePrometheus(i, *r.Prometheus, obs.Prometheus)...)
-		case r.Metric == ErrorRate:
+		case r.Metric == ErrorRate || r.Metric == ClientErrorRate:
 			v.Checks = append(v.Checks, judgeErrorRate(i, r, obs, alpha)...)
 		case r.Metric == DisagreementRate:
 			v.Checks = append(v.Checks, judgeDisagreement(i, r, obs, alpha)...)

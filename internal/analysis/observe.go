@@ -36,6 +36,9 @@ type Version struct {
 	// Errors are the requests that failed (5xx or no answer), as
 	// metrics.IsError counts them; never more than Requests.
 	Errors uint64 `json:"errors"`
+	// ClientErrors are the requests answered 4xx (client_error_rate);
+	// never more than Requests.
+	ClientErrors uint64 `json:"client_errors,omitempty"`
 	// Latency is the distribution of the requests' latencies. It need not
 	// hold every request (a sample is fine) but must not be biased
 	// towards fast or slow ones.
@@ -100,10 +103,11 @@ func (h Histogram) check() error {
 // controller can judge counters that began before the analysis. Every bin
 // of start must be in v with at least its count.
 func (v Version) Since(start Version) (Version, error) {
-	if start.Requests > v.Requests || start.Errors > v.Errors {
-		return Version{}, fmt.Errorf("counters went backwards: %d requests and %d errors at the start, %d and %d now", start.Requests, start.Errors, v.Requests, v.Errors)
+	if start.Requests > v.Requests || start.Errors > v.Errors || start.ClientErrors > v.ClientErrors {
+		return Version{}, fmt.Errorf("counters went backwards: %d requests, %d errors and %d client errors at the start, %d, %d and %d now",
+			start.Requests, start.Errors, start.ClientErrors, v.Requests, v.Errors, v.ClientErrors)
 	}
-	out := Version{Requests: v.Requests - start.Requests, Errors: v.Errors - start.Errors}
+	out := Version{Requests: v.Requests - start.Requests, Errors: v.Errors - start.Errors, ClientErrors: v.ClientErrors - start.ClientErrors}
 	j := 0
 	for _, b := range v.Latency {
 		n := b.Count
@@ -131,6 +135,9 @@ func (v Version) Since(start Version) (Version, error) {
 func (v Version) check() error {
 	if v.Errors > v.Requests {
 		return fmt.Errorf("%d errors out of %d requests", v.Errors, v.Requests)
+	}
+	if v.ClientErrors > v.Requests {
+		return fmt.Errorf("%d client errors out of %d requests", v.ClientErrors, v.Requests)
 	}
 	return v.Latency.check()
 }

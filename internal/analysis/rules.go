@@ -7,28 +7,33 @@ import (
 	"strings"
 )
 
-// judgeErrorRate checks an error_rate rule: its ceiling and its margin
-// over the baseline, each with a confidence sequence.
+// judgeErrorRate checks an error_rate rule — or a client_error_rate
+// rule, the same tests over the requests answered 4xx: its ceiling and its
+// margin over the baseline, each with a confidence sequence.
 func judgeErrorRate(i int, r Rule, obs Observations, alpha float64) []Check {
 	var out []Check
 	kc, nc := obs.Candidate.Errors, obs.Candidate.Requests
 	kb, nb := obs.Baseline.Errors, obs.Baseline.Requests
+	what := "error rate"
+	if r.Metric == ClientErrorRate {
+		kc, kb, what = obs.Candidate.ClientErrors, obs.Baseline.ClientErrors, "client error rate"
+	}
 	pc, pb := ratio(kc, nc), ratio(kb, nb)
 	if r.Max != nil {
-		out = append(out, rateCeiling(i, ErrorRate, "error rate", "requests", kc, nc, *r.Max, alpha))
+		out = append(out, rateCeiling(i, r.Metric, what, "requests", kc, nc, *r.Max, alpha))
 	}
 	if r.MaxVsBaseline != nil {
 		d := *r.MaxVsBaseline
-		c := Check{Rule: i, Metric: string(ErrorRate), Kind: "maxVsBaseline", Method: RateSequence,
+		c := Check{Rule: i, Metric: string(r.Metric), Kind: "maxVsBaseline", Method: RateSequence,
 			Observed: pc - pb, Threshold: d, Candidate: ptr(pc), Baseline: ptr(pb),
 			CandidateSamples: nc, BaselineSamples: nb, Alpha: alpha}
 		loC, hiC := rateBounds(kc, nc, alpha/2)
 		loB, hiB := rateBounds(kb, nb, alpha/2)
 		c.Lower, c.Upper = ptr(loC-hiB), ptr(hiC-loB)
-		seen := fmt.Sprintf("candidate error rate %d/%d = %s against the baseline's %d/%d = %s", kc, nc, pct(pc), kb, nb, pct(pb))
+		seen := fmt.Sprintf("candidate %s %d/%d = %s against the baseline's %d/%d = %s", what, kc, nc, pct(pc), kb, nb, pct(pb))
 		switch {
 		case nc == 0 || nb == 0:
-			c.Outcome, c.Reason = Inconclusive, "error_rate vs baseline: no requests yet on "+noTraffic(nc, nb)
+			c.Outcome, c.Reason = Inconclusive, string(r.Metric)+" vs baseline: no requests yet on "+noTraffic(nc, nb)
 		case diffAbove(kc, nc, kb, nb, d, alpha/2):
 			c.Outcome = Fail
 			c.Reason = fmt.Sprintf("%s is more than %s points worse (at least %s points at confidence %s)", seen, pts(d), pts(loC-hiB), pct(1-alpha))

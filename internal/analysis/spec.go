@@ -44,10 +44,15 @@ const (
 	// DisagreementRate is the share of a mirrored candidate's answers
 	// that differ from the primary's (shadow traffic only).
 	DisagreementRate Metric = "disagreement_rate"
+	// ClientErrorRate is the share of requests answered 4xx: the
+	// caller's fault when the baseline answers them alike, a broken
+	// candidate when it refuses what the baseline accepts (a changed
+	// input schema).
+	ClientErrorRate Metric = "client_error_rate"
 )
 
 // Metrics lists every metric a rule may name.
-var Metrics = []Metric{ErrorRate, LatencyP50Ms, LatencyP90Ms, LatencyP95Ms, LatencyP99Ms, DisagreementRate}
+var Metrics = []Metric{ErrorRate, ClientErrorRate, LatencyP50Ms, LatencyP90Ms, LatencyP95Ms, LatencyP99Ms, DisagreementRate}
 
 // quantile is the latency quantile a metric names, 0 for error_rate.
 func (m Metric) quantile() float64 {
@@ -210,9 +215,9 @@ func (r Rule) validate(i int) error {
 		}
 		return nil
 	}
-	if r.Metric == ErrorRate {
+	if r.Metric == ErrorRate || r.Metric == ClientErrorRate {
 		if r.MaxRatioVsBaseline != nil {
-			return specErr(i, "maxRatioVsBaseline", "applies to latency; error_rate compares with the baseline by maxVsBaseline, an absolute difference such as 0.005")
+			return specErr(i, "maxRatioVsBaseline", "applies to latency; %s compares with the baseline by maxVsBaseline, an absolute difference such as 0.005", r.Metric)
 		}
 		if r.Max != nil && (*r.Max < 0 || *r.Max >= 1) {
 			return specErr(i, "max", "is %g; an error rate ceiling is a fraction from 0 to below 1 (0.02 is 2 %%)", *r.Max)
@@ -260,7 +265,7 @@ func (m Metric) relativeField() string {
 	if m == DisagreementRate {
 		return "nothing else (disagreement_rate takes max only)"
 	}
-	if m == ErrorRate {
+	if m == ErrorRate || m == ClientErrorRate {
 		return "maxVsBaseline"
 	}
 	return "maxRatioVsBaseline"

@@ -298,6 +298,8 @@ analysis:
     - metric: error_rate
       max: 0.02
       maxVsBaseline: 0.01
+    - metric: client_error_rate
+      maxVsBaseline: 0.01
     - metric: latency_p99_ms
       maxRatioVsBaseline: 3
   falseRollbackRate: 0.01

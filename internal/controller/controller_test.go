@@ -325,3 +325,18 @@ func TestUnservableCandidateFailsAtOnce(t *testing.T) {
 		t.Errorf("weights %v, want only the baseline", w)
 	}
 }
+
+// A candidate that refuses with 400 what the baseline answers (a changed
+// input schema) looks healthy to error_rate, which leaves 4xx to the
+// caller, and is rolled back on client_error_rate.
+func TestClientErrorsRollBack(t *testing.T) {
+	e := newEnv(t)
+	e.failStatus = 400
+	spec := strings.Replace(canary, "    - metric: error_rate\n      max: 0.02\n",
+		"    - metric: error_rate\n      max: 0.02\n    - metric: client_error_rate\n      maxVsBaseline: 0.01\n", 1)
+	r := e.rollout(spec, e.admin)
+	_, _, end := e.traffic(r.ID, 2, 1, 30*time.Second)
+	if end.Phase != domain.RolloutRolledBack || !strings.Contains(end.Reason, "client error rate") {
+		t.Fatalf("ended %s: %s", end.Phase, end.Reason)
+	}
+}

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -45,6 +46,9 @@ type env struct {
 	// disagree, when above 0, makes every disagree-th mirrored answer
 	// differ from the primary's.
 	disagree int
+	// failStatus is the status of the candidate's failed answers (500
+	// when 0).
+	failStatus int
 }
 
 func newEnv(t *testing.T) *env {
@@ -241,7 +245,7 @@ func (e *env) request(rt *deployment.Route, i, n, candidate, failEvery int) (int
 	}
 	status := 200
 	if v.Version == candidate && failEvery > 0 && n%failEvery == 0 {
-		status = 500
+		status = cmp.Or(e.failStatus, 500)
 	}
 	e.live.Observe(metricsKey(v.Version), status, 2*time.Millisecond)
 	if sh := rt.Shadow; sh != nil && float64(i*2) < sh.Percent {

@@ -154,7 +154,7 @@ func (r *Recorder) Observe(k Key, status int, latency time.Duration) {
 		b.errors++
 	}
 	b.lat[idx]++
-	s.total.add(isErr, idx)
+	s.total.add(status, isErr, idx)
 	c := s.codes[status]
 	if c == nil {
 		c = r.prom.requests.WithLabelValues(k.Model, strconv.Itoa(k.Version), k.Environment, strconv.Itoa(status))

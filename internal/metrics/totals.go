@@ -58,7 +58,9 @@ type Totals struct {
 	// recorder's clock.
 	Began            time.Time
 	Requests, Errors uint64
-	Latency          [LatencyBuckets]uint64
+	// ClientErrors counts the requests answered 4xx.
+	ClientErrors uint64
+	Latency      [LatencyBuckets]uint64
 	// Refused counts the requests routed to the version that the gateway
 	// did not send it — its circuit breaker was open or it was at its
 	// concurrency limit — and answered from the stable version instead
@@ -91,6 +93,7 @@ type cumulative struct {
 	id               SeriesID
 	began            time.Time
 	requests, errors uint64
+	clientErrors     uint64
 	refused          uint64
 	lat              [latBuckets]uint64
 }
@@ -103,10 +106,13 @@ func (c *cumulative) begin(now time.Time) {
 }
 
 // add counts one request; the caller holds the series mutex.
-func (c *cumulative) add(isErr bool, latIdx int) {
+func (c *cumulative) add(status int, isErr bool, latIdx int) {
 	c.requests++
 	if isErr {
 		c.errors++
+	}
+	if status >= 400 && status < 500 {
+		c.clientErrors++
 	}
 	c.lat[latIdx]++
 }
@@ -142,6 +148,7 @@ func (r *Recorder) Totals(k Key) (Totals, bool) {
 	t := Totals{Key: k, Series: s.total.id, Began: s.total.began}
 	s.mu.Lock()
 	t.Requests, t.Errors, t.Latency, t.Refused = s.total.requests, s.total.errors, s.total.lat, s.total.refused
+	t.ClientErrors = s.total.clientErrors
 	if s.shadow != nil {
 		sh := s.shadow.total
 		t.Shadow = &sh
@@ -157,7 +164,7 @@ func (r *Recorder) Totals(k Key) (Totals, bool) {
 // Analysis may be subtracted with analysis.Version.Since when they are of
 // the same series; Totals.Since checks that.
 func (t Totals) Analysis() analysis.Version {
-	return analysis.Version{Requests: t.Requests + t.Refused, Errors: t.Errors + t.Refused, Latency: histogram(&t.Latency)}
+	return analysis.Version{Requests: t.Requests + t.Refused, Errors: t.Errors + t.Refused, ClientErrors: t.ClientErrors, Latency: histogram(&t.Latency)}
 }
 
 // ObserveRefused counts a request routed to version k that the gateway

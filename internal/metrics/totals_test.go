@@ -27,7 +27,7 @@ var someTraffic = []obs{
 }
 
 // expect is what Analysis should give for traffic, computed without the
-// recorder: counts by IsError, latencies at their buckets' values.
+// recorder: counts by IsError and 4xx, latencies at their buckets' values.
 func expect(traffic []obs) analysis.Version {
 	var v analysis.Version
 	var vals []float64
@@ -35,6 +35,9 @@ func expect(traffic []obs) analysis.Version {
 		v.Requests++
 		if IsError(o.status) {
 			v.Errors++
+		}
+		if o.status >= 400 && o.status < 500 {
+			v.ClientErrors++
 		}
 		vals = append(vals, LatencyBucketMs(latIndex(o.latency)))
 	}
