@@ -73,6 +73,9 @@ func (m *machine) fire(e Event, by, reason string) error {
 		at := m.now
 		r.PromotedAt = &at
 		r.StepStartedAt = m.now
+		// After the switch the candidate is judged on its own traffic
+		// while the baseline is kept warm (keepPrevious).
+		m.newRun()
 	case succeeded:
 		t := promoted()
 		t.BaselineRetired = true
@@ -298,11 +301,18 @@ func (m *machine) progressing() bool {
 }
 
 // promoting waits for the switch to be in effect, then for keepPrevious,
-// then retires the baseline.
+// then retires the baseline. While the baseline is kept warm the
+// candidate is still judged: under rollback: automatic a Fail undoes the
+// switch at once (Argo's post-promotion analysis).
 func (m *machine) promoting() bool {
 	r := &m.r
 	if !r.InEffect {
 		return m.deadline(EventDeadlineExceeded, "the controller has not put the promotion into effect")
+	}
+	if v := m.verdict(); v != nil && v.Outcome == analysis.Fail && m.plan.Rollback == RollbackAutomatic {
+		reason := "analysis failed after the switch: " + v.Reason
+		m.record(*v, domain.AnalysisFail, reason)
+		return m.fire(EventUndo, "", reason) == nil
 	}
 	start := r.StepStartedAt
 	if r.PromotedAt != nil {
@@ -416,7 +426,8 @@ func (m *machine) decision() Decision {
 		a := Desired(r)
 		d.Apply = &a
 	}
-	active := r.Phase == progressing || r.Phase == paused || r.Phase == awaiting
+	active := r.Phase == progressing || r.Phase == paused || r.Phase == awaiting ||
+		r.Phase == promoting && m.plan.KeepPrevious > 0
 	if active && m.plan.Analysis != nil && judged(r.Traffic) {
 		j := &JudgeRequest{Run: r.Run, RunStartedAt: r.RunStartedAt, Mode: JudgeLive, Baseline: r.Baseline, Candidate: r.Candidate,
 			MinSamples: m.plan.Analysis.MinSamples, Analysis: m.plan.Analysis}
