@@ -83,6 +83,10 @@ func (p parser) steps(parent *yaml.Node, nodes []yaml.Node, where string, analys
 			return nil, err
 		}
 		var s CanaryStep
+		if wn := valueOf(n, "weight"); wn != nil && wn.Tag != "!!int" {
+			// YAML would read 10.5 as 10: a fraction is refused, not cut.
+			return nil, p.errorf(wn.Line, "%s: weight %q must be a whole percent, such as 10", at, truncate(wn.Value, 40))
+		}
 		if f.Weight != nil {
 			w := *f.Weight
 			if w < 1 || w > 100 {
@@ -254,6 +258,9 @@ func (p parser) abTest(n *yaml.Node, analysis bool) (ABTestSpec, error) {
 		return ab, p.errorf(yamldoc.KeyLine(n, "duration"), "abTest.duration: %s", err)
 	}
 	ab.Split = 50
+	if sn := valueOf(n, "split"); sn != nil && sn.Tag != "!!int" {
+		return ab, p.errorf(sn.Line, "abTest.split %q must be a whole percent, such as 30", truncate(sn.Value, 40))
+	}
 	if f.Split != nil {
 		if *f.Split < 1 || *f.Split > 99 {
 			return ab, p.errorf(yamldoc.KeyLine(n, "split"), "abTest.split %d is the candidate's percent, from 1 to 99", *f.Split)

@@ -160,6 +160,8 @@ func TestParseSpecRefuses(t *testing.T) {
 		{"weight over", head + "strategy:\n  canary:\n    steps:\n      - weight: 101\n", 8, "from 1 to 100"},
 		{"weight percent", head + "strategy:\n  canary:\n    steps:\n      - weight: 5%\n", 8, "cannot unmarshal"},
 		{"weight down", head + canary + "      - weight: 5\n", 9, "must be above the previous step's 5"},
+		{"weight fraction", head + "strategy:\n  canary:\n    steps:\n      - weight: 10.5\n", 8, "must be a whole percent"},
+		{"ab split fraction", head + "strategy:\n  abTest: {key: 'header:X', duration: 1h, split: 30.5}\n" + rules, 6, "must be a whole percent"},
 		{"pause unit", head + canary + "        pause: 30\n", 9, "not a duration"},
 		{"pause negative", head + canary + "        pause: -1s\n", 9, "must be from"},
 		{"pause long", head + canary + "        pause: 25h\n", 9, "must be from"},
