@@ -211,7 +211,11 @@ func conclude(v Verdict) (Outcome, string) {
 	for i, c := range v.Checks {
 		why[i] = c.Reason
 	}
-	return Pass, fmt.Sprintf("all %d checks are within their thresholds after %d candidate and %d baseline requests: %s", len(v.Checks), v.Candidate.Requests, v.Baseline.Requests, strings.Join(why, "; "))
+	all := fmt.Sprintf("all %d checks are", len(v.Checks))
+	if len(v.Checks) == 1 {
+		all = "the one check is"
+	}
+	return Pass, fmt.Sprintf("%s within their thresholds after %d candidate and %d baseline requests: %s", all, v.Candidate.Requests, v.Baseline.Requests, strings.Join(why, "; "))
 }
 
 // ptr returns a pointer to a finite x, or nil, so evidence never holds

@@ -495,7 +495,7 @@ func TestRolloutBlueGreenSmoke(t *testing.T) {
 	r = srv.startRollout(t, fmt.Sprintf(blueGreen, 1, body, wrong))
 	r = srv.awaitRollout(t, r.ID, 60*time.Second, "the blue-green with a wrong expectation to end", ended)
 	load.halt()
-	if r.Phase != domain.RolloutRolledBack || !strings.Contains(r.Reason, "smoke requests failed") || !strings.Contains(r.Reason, "expected") {
+	if r.Phase != domain.RolloutRolledBack || !strings.Contains(r.Reason, "1 of 1 smoke request failed") || !strings.Contains(r.Reason, "expected") {
 		t.Errorf("the blue-green with a wrong expectation ended %s", describeRollout(r))
 	}
 	t.Logf("smoke failure: %s", r.Reason)

@@ -270,11 +270,11 @@ func (m *machine) progressing() bool {
 			return m.deadline(EventDeadlineExceeded, "no smoke results")
 		}
 		if len(sm.Failures) == 0 {
-			m.record(Verdict{Run: r.Run}, domain.AnalysisPass, fmt.Sprintf("%d smoke requests answered as expected", len(m.plan.Smoke)))
+			m.record(Verdict{Run: r.Run}, domain.AnalysisPass, fmt.Sprintf("%s answered as expected", count(len(m.plan.Smoke), "smoke request")))
 			m.advance(EventSmokePass, "", "smoke requests passed")
 			return true
 		}
-		reason := fmt.Sprintf("%d of %d smoke requests failed: %s", len(sm.Failures), len(m.plan.Smoke), strings.Join(sm.Failures, "; "))
+		reason := fmt.Sprintf("%d of %s failed: %s", len(sm.Failures), count(len(m.plan.Smoke), "smoke request"), strings.Join(sm.Failures, "; "))
 		var ev []domain.RolloutEvidence
 		for _, f := range sm.Failures {
 			ev = append(ev, domain.RolloutEvidence{Rule: "smoke", Outcome: domain.AnalysisFail, Detail: f})
@@ -403,6 +403,14 @@ func (m *machine) command(c Command) error {
 		return nil
 	}
 	return fmt.Errorf("rollout command %q is not one of pause, resume, promote, abort, undo, approve, reject, supersede: %w", truncate(string(c.Kind), 40), domain.ErrInvalid)
+}
+
+// count is "1 smoke request", "3 smoke requests".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func roleName(r domain.Role) string {
