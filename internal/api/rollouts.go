@@ -82,19 +82,17 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 	if s.rollouts == nil {
 		return errNoRollouts
 	}
-	supersede, err := boolParam(r, "supersede")
-	if err != nil {
-		return err
+	if _, err := boolParam(r, "supersede"); err != nil {
+		return err // before reading a body that would be thrown away
 	}
 	file, data, err := readDocument(w, r, rollout.MaxSpecBytes)
 	if err != nil {
 		return err
 	}
-	ro, err := s.begin(r, file, data, supersede)
+	ro, err := s.begin(w, r, file, data)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/api/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
 	writeJSON(w, http.StatusCreated, ro)
 	return nil
 }
@@ -108,34 +106,26 @@ func (s *Server) applyRollout(w http.ResponseWriter, r *http.Request, file strin
 	if err := auth.Require(tokenFrom(r.Context()), domain.RoleDeployer); err != nil {
 		return err
 	}
-	supersede, err := boolParam(r, "supersede")
+	ro, err := s.begin(w, r, file, data)
 	if err != nil {
 		return err
 	}
-	ro, err := s.begin(r, file, data, supersede)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/api/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
 	writeJSON(w, http.StatusCreated, ApplyResponse{Kind: "Rollout", Rollout: &ro})
 	return nil
 }
 
-// begin starts a rollout. The controller stores the rollout before it
-// takes the first steps; when those fail for a reason of its own (the
-// store went away between the two), the rollout exists and its loop
-// carries on, so the answer is the rollout as stored, not an error a
-// caller would retry into a conflict.
-func (s *Server) begin(r *http.Request, file string, data []byte, supersede bool) (domain.Rollout, error) {
+// begin starts a rollout from a document, with ?supersede=true ending the
+// active one first, and points Location at it.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, file string, data []byte) (domain.Rollout, error) {
+	supersede, err := boolParam(r, "supersede")
+	if err != nil {
+		return domain.Rollout{}, err
+	}
 	ro, err := s.rollouts.Start(r.Context(), rolloutActor(r), file, data, controller.StartOptions{Supersede: supersede})
-	if err == nil || ro.ID == 0 {
+	if err != nil {
 		return ro, err
 	}
-	s.log.WarnContext(r.Context(), "a rollout was created but its first steps failed; its loop carries on",
-		"rollout", ro.ID, "err", err.Error(), "request_id", requestID(r.Context()))
-	if stored, gerr := s.rollouts.Get(r.Context(), ro.ID); gerr == nil {
-		return stored, nil
-	}
+	w.Header().Set("Location", "/api/v1/rollouts/"+strconv.FormatInt(ro.ID, 10))
 	return ro, nil
 }
 
