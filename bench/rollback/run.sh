@@ -60,41 +60,8 @@ fi
 
 # --- processes and cleanup --------------------------------------------------
 
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/slipway-bench-rollback.XXXXXX")
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	local pid
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-		if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# first_line FILE: waits (10 s at most) for a program's first output line.
-first_line() {
-	local f=$1 line=""
-	for _ in $(seq 100); do
-		line=$(head -n 1 "$f" 2>/dev/null || true)
-		if [ -n "$line" ]; then
-			echo "$line"
-			return 0
-		fi
-		sleep 0.1
-	done
-	say "no address from $f:"
-	cat "$f" >&2
-	return 1
-}
+. bench/lib.sh # the script runs from the module root (the cd above)
+bench_start rollback
 
 # --- build and start --------------------------------------------------------
 
