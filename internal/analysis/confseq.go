@@ -1,6 +1,9 @@
 package analysis
 
-import "math"
+import (
+	"math"
+	"sort"
+)
 
 // Confidence sequences for a Bernoulli rate (see the package doc).
 //
@@ -122,33 +125,11 @@ func countBounds(n uint64, q, alpha float64) (lo, hi uint64) {
 // searchCount returns the smallest c in [a, b] with g(c) < 0, given
 // g(b) < 0 and g falling on [a, b].
 func searchCount(g func(uint64) float64, a, b uint64) uint64 {
-	if g(a) < 0 {
-		return a
-	}
-	for b-a > 1 { // g(a) ≥ 0, g(b) < 0
-		m := a + (b-a)/2
-		if g(m) < 0 {
-			b = m
-		} else {
-			a = m
-		}
-	}
-	return b
+	return a + uint64(sort.Search(int(b-a), func(i int) bool { return g(a+uint64(i)) < 0 }))
 }
 
 // searchCountDown returns the largest c in [b, a] with g(c) < 0, given
 // g(b) < 0 and g rising on [b, a].
 func searchCountDown(g func(uint64) float64, a, b uint64) uint64 {
-	if g(a) < 0 {
-		return a
-	}
-	for a-b > 1 { // g(a) ≥ 0, g(b) < 0
-		m := b + (a-b)/2
-		if g(m) < 0 {
-			b = m
-		} else {
-			a = m
-		}
-	}
-	return b
+	return b + uint64(sort.Search(int(a-b), func(i int) bool { return g(b+1+uint64(i)) >= 0 }))
 }
