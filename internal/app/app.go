@@ -242,7 +242,8 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		Webhooks: webhooks, Gates: gates, Rollouts: rollouts,
 		Ready: func() bool { return !shuttingDown.Load() }, TracerProvider: tracer,
 	})
-	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer}
+	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer,
+		Server: gateway.ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Log: log}}
 	c.Gateway.apply(&gwConfig)
 	c.Limits.apply(&gwConfig, st, clk)
 	gw := gateway.New(gwConfig)
@@ -251,7 +252,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		{name: "api", addr: c.Addr, handler: apiHandler},
 		// The gateway runs on its own HTTP/1.1 server (ADR 011): the
 		// per-request cost of net/http's was about nginx's whole cost.
-		{name: "gateway", addr: c.GatewayAddr, handler: gw, own: true},
+		{name: "gateway", addr: c.GatewayAddr, handler: gw, srv: gw.Server()},
 	}
 	serveErr := make(chan error, len(servers))
 	for _, l := range servers {
@@ -304,9 +305,8 @@ type Addrs struct {
 type listener struct {
 	name, addr string
 	handler    http.Handler
-	// own serves with the gateway's HTTP/1.1 server instead of net/http's.
-	own   bool
-	ln    net.Listener
+	ln         net.Listener
+	// srv is the server, net/http's unless given (the gateway's own).
 	srv   server
 	bound string
 }
@@ -325,8 +325,7 @@ func (l *listener) listen(log *slog.Logger) error {
 		return fmt.Errorf("%s: listening on %s: %w", l.name, l.addr, err)
 	}
 	l.ln, l.bound = ln, ln.Addr().String()
-	if l.own {
-		l.srv = gateway.NewServer(l.handler, gateway.ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Log: log})
+	if l.srv != nil {
 		return nil
 	}
 	l.srv = &http.Server{

@@ -549,3 +549,7 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
 // are closed and ctx's error returned. Shadow mirrors still queued are
 // Close's business.
 func (g *Gateway) Shutdown(ctx context.Context) error { return g.srv.Shutdown(ctx) }
+
+// Server is the gateway's own HTTP/1.1 server (Config.Server), for a
+// caller that manages listeners and shutdown itself.
+func (g *Gateway) Server() *Server { return g.srv }
