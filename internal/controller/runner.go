@@ -97,7 +97,10 @@ func (rn *runner) next(d rollout.Decision) time.Duration {
 		wait = min(wait, max(d.WakeAt.Sub(now), 0))
 	}
 	if !d.Rollout.InEffect {
-		wait = min(wait, max(rn.retryAt.Sub(now), 0))
+		rn.mu.Lock() // a command's tick may move retryAt meanwhile
+		retryAt := rn.retryAt
+		rn.mu.Unlock()
+		wait = min(wait, max(retryAt.Sub(now), 0))
 	}
 	return max(wait, time.Millisecond)
 }
