@@ -18,7 +18,7 @@ func main() {
 		}
 		return app.Run(ctx, app.Config{
 			DataDir: o.DataDir, Addr: o.Addr, GatewayAddr: o.GatewayAddr, EgressAllow: o.EgressAllow, Version: cli.Version, MaxBodyBytes: o.MaxBodyBytes,
-			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log,
+			MaxBlobBytes: o.MaxBlobBytes, ShutdownTimeout: o.ShutdownTimeout, Log: o.Log, AccessLog: o.AccessLog,
 			Gateway: app.GatewayResilience(o.Resilience), Limits: app.GatewayLimits(o.Limits), OTLPEndpoint: o.OTLPEndpoint,
 			FaultInjectionEnvs: o.FaultInjectionEnvs, Rollouts: app.Rollouts(o.Rollouts),
 		}, ready)

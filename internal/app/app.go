@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,6 +60,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
+	// AccessLog, when set, is the writer under Log's slog.JSONHandler:
+	// the gateway writes its access-log lines to it directly, in the same
+	// form (gateway.Config.AccessLog); nil sends them through Log.
+	AccessLog io.Writer
 	// Gateway is how the gateway retries, breaks circuits, falls back and
 	// bounds requests (resilience.go); the zero value takes its defaults.
 	Gateway GatewayResilience
@@ -242,7 +247,7 @@ func Run(ctx context.Context, c Config, ready func(Addrs)) error {
 		Webhooks: webhooks, Gates: gates, Rollouts: rollouts,
 		Ready: func() bool { return !shuttingDown.Load() }, TracerProvider: tracer,
 	})
-	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, ServerVersion: c.Version, TracerProvider: tracer,
+	gwConfig := gateway.Config{Routes: deployments, Metrics: live, Log: log, AccessLog: c.AccessLog, ServerVersion: c.Version, TracerProvider: tracer,
 		Server: gateway.ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Log: log}}
 	c.Gateway.apply(&gwConfig)
 	c.Limits.apply(&gwConfig, st, clk)

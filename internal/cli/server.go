@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -22,6 +23,9 @@ type ServerOptions struct {
 	MaxBlobBytes    int64
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
+	// AccessLog is the writer under Log's JSON handler: the gateway
+	// writes its access-log lines there directly, in the same form.
+	AccessLog io.Writer
 	// Resilience holds the gateway's --gateway-* retry, breaker, fallback
 	// and size flags (server_resilience.go).
 	Resilience GatewayResilience
@@ -63,6 +67,7 @@ func newServerCmd(g *globals) *cobra.Command {
 			logs := logbuf.New(os.Stderr, 64<<10, 100*time.Millisecond)
 			defer logs.Close()
 			c.Log = slog.New(logbuf.Handler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: lv}), logs))
+			c.AccessLog = logs
 			if c.MaxBodyBytes <= 0 || c.MaxBlobBytes <= 0 {
 				return fmt.Errorf("--max-body-bytes and --max-artifact-file-bytes must be positive")
 			}

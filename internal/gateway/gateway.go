@@ -30,6 +30,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -124,6 +125,13 @@ type Config struct {
 	// Server bounds the gateway's own HTTP/1.1 server (Serve, server.go);
 	// the zero value takes the defaults. Its Log defaults to Log.
 	Server ServerConfig
+	// AccessLog, when set, gets the access-log line of every request
+	// that Log is enabled for (info, debug for health probes), written
+	// directly in the form Log's JSON handler would give it
+	// (accesslog.go); nil sends the lines through Log. Set it to the
+	// writer under Log's slog.JSONHandler, or leave it nil when Log
+	// formats differently or adds attributes of its own.
+	AccessLog io.Writer
 }
 
 // Gateway serves inference requests. It is safe for concurrent use.
@@ -152,6 +160,7 @@ type Gateway struct {
 	conns    *connPools  // upstream connections of the HTTP/1.1 path (proxy.go)
 	shadows  *shadowPool // mirrors to shadow versions (shadow.go)
 	srv      *Server     // the gateway's own HTTP/1.1 server (server.go)
+	access   *accessLog  // nil: access-log lines go through log
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -203,6 +212,9 @@ func New(c Config) *Gateway {
 		idem:      newIdempotencyStore(c.Idempotency),
 		proxyLog:  log.New(slogWriter{c.Log}, "", 0), buffers: newBufferPool(), conns: newConnPools(),
 		shadows: newShadowPool(c.Shadow, c.Metrics, c.Log),
+	}
+	if c.AccessLog != nil {
+		g.access = newAccessLog(c.AccessLog)
 	}
 	g.srv = NewServer(g, c.Server)
 	return g
@@ -361,7 +373,8 @@ func (x *exchange) finish() {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	d := time.Since(x.start)
+	end := time.Now()
+	d := end.Sub(x.start)
 	ver := 0
 	if x.version != nil {
 		ver = x.version.Version
@@ -387,21 +400,33 @@ func (x *exchange) finish() {
 	if x.span != nil {
 		x.endSpan(status, ver)
 	}
+	x.logAccess(status, ver, end, d)
+	if p == http.ErrAbortHandler || x.w.cut {
+		panic(http.ErrAbortHandler) // the client must see the answer cut off
+	}
+}
+
+// logAccess writes the request's access-log line: at info, or at debug
+// for health probes.
+func (x *exchange) logAccess(status, ver int, end time.Time, d time.Duration) {
 	level := slog.LevelInfo
 	if x.quiet {
 		level = slog.LevelDebug
 	}
-	x.g.log.LogAttrs(x.r.Context(), level, "inference request",
-		slog.String("request_id", x.id), slog.String("method", x.r.Method),
-		slog.String("path", x.r.URL.Path), slog.Int("status", status),
-		slog.Int64("bytes", x.w.bytes), slog.Duration("duration", d),
-		slog.String("model", x.model), slog.Int("version", ver),
-		slog.String("environment", x.env), slog.Int("fallback_from", x.fallbackFrom),
-		slog.Int("attempts", x.leg.tries), slog.String("trace_id", traceID(x.traceparent)),
-		slog.String("routed_by", x.routed.String()))
-	if p == http.ErrAbortHandler || x.w.cut {
-		panic(http.ErrAbortHandler) // the client must see the answer cut off
+	ctx := x.r.Context()
+	if !x.g.log.Enabled(ctx, level) {
+		return
 	}
+	e := accessEntry{
+		time: end, level: level, requestID: x.id, method: x.r.Method, path: x.r.URL.Path,
+		status: status, bytes: x.w.bytes, duration: d, model: x.model, version: ver, environment: x.env,
+		fallbackFrom: x.fallbackFrom, attempts: x.leg.tries, traceID: traceID(x.traceparent), routedBy: x.routed.String(),
+	}
+	if x.g.access != nil {
+		x.g.access.write(&e)
+		return
+	}
+	x.g.log.LogAttrs(ctx, level, accessMsg, e.attrs()...)
 }
 
 // dispatch matches the path. Paths are matched by hand rather than with

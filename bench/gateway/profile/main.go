@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -102,7 +103,7 @@ func run(c config) error {
 	var handler http.Handler
 	switch c.mode {
 	case "slipway":
-		handler = slipwayGateway(c, logger, a, b)
+		handler = slipwayGateway(c, logger, logs, a, b)
 	case "httputil":
 		handler = plainProxy(a, b)
 	case "direct":
@@ -180,7 +181,7 @@ type server interface {
 
 // slipwayGateway is the gateway as `slipway server` builds it, with one
 // fixed routing table.
-func slipwayGateway(c config, logger *slog.Logger, a, b slipruntime.Endpoint) http.Handler {
+func slipwayGateway(c config, logger *slog.Logger, access io.Writer, a, b slipruntime.Endpoint) http.Handler {
 	split := func(model string, proto slipruntime.Protocol) *deployment.Route {
 		ea, eb := a, b
 		ea.Protocol, eb.Protocol = proto, proto
@@ -197,6 +198,7 @@ func slipwayGateway(c config, logger *slog.Logger, a, b slipruntime.Endpoint) ht
 		Routes:        routes,
 		Metrics:       metrics.New(prometheus.NewRegistry(), clock.Real{}),
 		Log:           logger,
+		AccessLog:     access,
 		ServerVersion: "bench",
 	})
 }
