@@ -67,12 +67,12 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	}
 	// The caller going away ends the wait at once: the connection's
 	// deadline moves to the past. The connection is reused only when
-	// that never happened (stop returns true).
-	stop := context.AfterFunc(ctx, c.abortFn)
+	// that never happened (disarm returns true).
+	stop := x.armAbort(c.abortFn)
 	_ = c.nc.SetDeadline(deadline)
 	c.got = 0
 	if err := x.writeRequest(c.bw, p, base, t); err != nil {
-		stop()
+		stop.disarm()
 		c.close()
 		if c.reused && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return failure{}, true
@@ -92,7 +92,7 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	c.limit = p.maxHeader
 	resp, err := x.readHead(w, c, p)
 	if err != nil {
-		stop()
+		stop.disarm()
 		c.close()
 		if c.reused && c.got == 0 && x.idempotent && ctx.Err() == nil &&
 			(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
@@ -107,7 +107,7 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 		// attempt replaces is dropped.
 		l.decided = true
 		if l.next = x.plan(failure{kind: failStatus, status: resp.StatusCode}); l.next != stepNone {
-			p.release(c, stop() && !resp.Close && discard(resp))
+			p.release(c, stop.disarm() && !resp.Close && discard(resp))
 			return failure{kind: failStatus, status: resp.StatusCode}, false
 		}
 	}
@@ -121,14 +121,40 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	resp.Body = b
 	if t.modifyResponse != nil {
 		if err := t.modifyResponse(resp); err != nil {
-			stop()
+			stop.disarm()
 			c.close()
 			return x.failure(err, errors.Is(err, errUpstreamTimeout) || transportTimeout(err)), false
 		}
 	}
 	x.copyAnswer(w, resp, c, stop)
-	p.release(c, stop() && b.eof && !resp.Close)
+	p.release(c, stop.disarm() && b.eof && !resp.Close)
 	return failure{}, false
+}
+
+// abortArm is an abort armed to run when the request's context is
+// cancelled: on the gateway's own server a hook of the client's
+// connection (srvConn.onCancel), elsewhere context.AfterFunc.
+type abortArm struct {
+	c    *srvConn
+	stop func() bool
+}
+
+// armAbort arms f for the request's cancellation.
+func (x *exchange) armAbort(f func()) abortArm {
+	ctx := x.r.Context()
+	if sw, ok := x.rw.ResponseWriter.(*srvWriter); ok && sw.c.ctx == ctx {
+		sw.c.onCancel(f)
+		return abortArm{c: sw.c}
+	}
+	return abortArm{stop: context.AfterFunc(ctx, f)}
+}
+
+// disarm reports whether disarming kept the abort from running.
+func (a abortArm) disarm() bool {
+	if a.c != nil {
+		return a.c.offCancel()
+	}
+	return a.stop()
 }
 
 // release puts c back in the pool when reusable, else closes it.
@@ -382,7 +408,7 @@ func discard(resp *http.Response) bool {
 // handler's return sends that). An answer that breaks off, or a client
 // that stops reading, aborts the client's connection: it must see the
 // answer cut off, never a shorter one that looks whole.
-func (x *exchange) copyAnswer(w http.ResponseWriter, resp *http.Response, c *upConn, stop func() bool) {
+func (x *exchange) copyAnswer(w http.ResponseWriter, resp *http.Response, c *upConn, stop abortArm) {
 	h := w.Header()
 	conn := resp.Header["Connection"]
 	for k, vs := range resp.Header {
@@ -450,8 +476,8 @@ func (x *exchange) copyAnswer(w http.ResponseWriter, resp *http.Response, c *upC
 // client: the connection is closed, the cause named for metrics and
 // logs (499 the caller went away, 504 the upstream fell silent, else 502
 // in finish), and the client's connection aborted.
-func (x *exchange) abortAnswer(c *upConn, stop func() bool, err error) {
-	stop()
+func (x *exchange) abortAnswer(c *upConn, stop abortArm, err error) {
+	stop.disarm()
 	c.close()
 	if x.w.status != 0 && x.status == 0 {
 		switch {

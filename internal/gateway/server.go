@@ -235,7 +235,7 @@ func (s *Server) closeAll() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stClosed)
-		c.cancel(errServerClosed)
+		c.cancelWith(errServerClosed)
 		_ = c.nc.Close()
 	}
 }
@@ -279,6 +279,14 @@ type srvConn struct {
 	watchGot  bool        // the watcher read a byte: the next request's first
 	gone      atomic.Bool // the client closed its side
 
+	// hook is the abort a handler registered for its request's context
+	// (onCancel); hookFired says cancel ran it.
+	hookMu    sync.Mutex
+	hook      func()
+	armed     bool // onCancel was called, offCancel not yet
+	hookFired bool
+	cancelled bool
+
 	// The read deadline last set, and whether something else moved it
 	// since (header or body reads, the watcher).
 	readDeadline  time.Time
@@ -308,6 +316,47 @@ func newSrvConn(s *Server, nc net.Conn) *srvConn {
 	return c
 }
 
+// cancelWith cancels the connection's context, which its request's is,
+// and runs the abort hook registered for it.
+func (c *srvConn) cancelWith(cause error) {
+	c.cancel(cause)
+	c.hookMu.Lock()
+	f := c.hook
+	c.hook, c.hookFired, c.cancelled = nil, f != nil, true
+	c.hookMu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// onCancel runs f when the request's context is cancelled, as
+// context.AfterFunc(ctx, f) does, without its allocation and its
+// registration with the context: the proxy path arms one per upstream
+// attempt. One hook at a time; offCancel disarms it.
+func (c *srvConn) onCancel(f func()) {
+	c.hookMu.Lock()
+	c.armed = true
+	if c.cancelled {
+		c.hookFired = true
+		c.hookMu.Unlock()
+		f()
+		return
+	}
+	c.hook, c.hookFired = f, false
+	c.hookMu.Unlock()
+}
+
+// offCancel disarms the hook and reports whether that kept it from
+// running, as the stop function of context.AfterFunc does: false when it
+// ran, or was disarmed already.
+func (c *srvConn) offCancel() bool {
+	c.hookMu.Lock()
+	stopped := c.armed && !c.hookFired
+	c.hook, c.hookFired, c.armed = nil, false, false
+	c.hookMu.Unlock()
+	return stopped
+}
+
 // serve answers requests until the connection closes or must.
 func (c *srvConn) serve() {
 	c.rd.buf = getReadBuf()
@@ -319,7 +368,7 @@ func (c *srvConn) serve() {
 			putWriter(c.bw)
 		}
 		c.rd.buf, c.bw = nil, nil
-		c.cancel(errServerClosed)
+		c.cancelWith(errServerClosed)
 		c.s.forget(c)
 	}()
 	for {

@@ -108,3 +108,44 @@ func waitForConn(t *testing.T, s *Server, cond func(*srvConn) bool) *srvConn {
 	})
 	return found
 }
+
+// The abort hook a handler arms on its connection behaves as
+// context.AfterFunc's: it runs once when the context is cancelled, and
+// disarming reports whether it was kept from running.
+func TestServerCancelHook(t *testing.T) {
+	newConn := func() *srvConn {
+		c := &srvConn{}
+		c.ctx, c.cancel = context.WithCancelCause(context.Background())
+		return c
+	}
+	runs := 0
+	f := func() { runs++ }
+
+	c := newConn()
+	c.onCancel(f)
+	if !c.offCancel() || runs != 0 {
+		t.Fatalf("disarmed before the cancel: stopped must be true and nothing run (runs %d)", runs)
+	}
+	if c.offCancel() {
+		t.Error("a second disarm reported stopping the hook")
+	}
+	c.cancelWith(errClientGone)
+	if runs != 0 {
+		t.Error("a disarmed hook ran")
+	}
+
+	c = newConn()
+	c.onCancel(f)
+	c.cancelWith(errClientGone)
+	if runs != 1 || c.offCancel() {
+		t.Errorf("armed, then cancelled: runs %d (want 1), and disarm must report it ran", runs)
+	}
+	if !errors.Is(context.Cause(c.ctx), errClientGone) {
+		t.Errorf("cause %v", context.Cause(c.ctx))
+	}
+
+	c.onCancel(f) // cancelled already: runs at once
+	if runs != 2 || c.offCancel() {
+		t.Errorf("armed after the cancel: runs %d (want 2), and disarm must report it ran", runs)
+	}
+}

@@ -56,7 +56,7 @@ func (c *srvConn) watch() {
 		c.watchGot = true
 	} else if err != nil && !errors.Is(err, errDeadline) {
 		c.gone.Store(true)
-		c.cancel(errClientGone)
+		c.cancelWith(errClientGone)
 	}
 	c.watchDone <- struct{}{}
 }
