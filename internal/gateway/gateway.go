@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -161,6 +162,7 @@ type Gateway struct {
 	shadows  *shadowPool // mirrors to shadow versions (shadow.go)
 	srv      *Server     // the gateway's own HTTP/1.1 server (server.go)
 	access   *accessLog  // nil: access-log lines go through log
+	answers  sync.Pool   // *[]byte buffers for rewritten answers (oip.go)
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -216,6 +218,7 @@ func New(c Config) *Gateway {
 	if c.AccessLog != nil {
 		g.access = newAccessLog(c.AccessLog)
 	}
+	g.answers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	g.srv = NewServer(g, c.Server)
 	return g
 }
@@ -289,9 +292,10 @@ type exchange struct {
 	usage  *usageTap
 	shadow *shadowPlan // set when a copy goes to the route's shadow (shadow.go)
 
-	rw     responseWriter // x.w, allocated with the exchange
-	answer bytesBody      // a rewritten answer's body (oip.go)
-	vals   [4]string      // backing of the answer's header values the gateway sets
+	rw        responseWriter // x.w, allocated with the exchange
+	answer    bytesBody      // a rewritten answer's body (oip.go)
+	answerBuf *[]byte        // lent from Gateway.answers, given back by finish
+	vals      [4]string      // backing of the answer's header values the gateway sets
 }
 
 // Canonical forms of the header keys the hot path reads and sets.
@@ -396,6 +400,12 @@ func (x *exchange) finish() {
 	}
 	if x.shadow != nil {
 		x.sendShadow(status) // the answer is complete: a mirror cannot delay it
+	}
+	if b := x.answerBuf; b != nil {
+		x.answerBuf = nil
+		if cap(*b) <= 1<<20 {
+			x.g.answers.Put(b)
+		}
 	}
 	if x.span != nil {
 		x.endSpan(status, ver)

@@ -14,6 +14,13 @@ type span struct {
 	found      bool
 }
 
+// fieldSpans is what topLevelFields finds: one span per key, in the
+// keys' order. An array, so that finding them allocates nothing.
+type fieldSpans [maxFields]span
+
+// maxFields is the most keys topLevelFields looks for at once.
+const maxFields = 4
+
 // topLevelFields finds the values of the named top-level fields of a JSON
 // object without decoding the rest into memory, so the gateway can read
 // or replace a field and forward every other byte unchanged. Keys match
@@ -25,19 +32,21 @@ type span struct {
 // relies on that check: nothing is decoded or allocated but the spans
 // (encoding/json's Decoder, used before, made a quarter of the gateway's
 // allocations per request).
-func topLevelFields(body []byte, keys ...string) ([]span, error) {
+func topLevelFields(body []byte, keys ...string) (spans fieldSpans, err error) {
+	if len(keys) > maxFields {
+		panic("topLevelFields: too many keys")
+	}
 	if !json.Valid(body) {
 		err := json.Unmarshal(body, new(json.RawMessage))
 		if err == nil {
 			err = errors.New("invalid document")
 		}
-		return nil, fmt.Errorf("not valid JSON: %w", err)
+		return spans, fmt.Errorf("not valid JSON: %w", err)
 	}
 	i := skipSpace(body, 0)
 	if body[i] != '{' {
-		return nil, errors.New("not a JSON object")
+		return spans, errors.New("not a JSON object")
 	}
-	spans := make([]span, len(keys))
 	for i = skipSpace(body, i+1); body[i] != '}'; i = skipSpace(body, i) {
 		if body[i] == ',' {
 			i = skipSpace(body, i+1)
@@ -50,7 +59,7 @@ func topLevelFields(body []byte, keys ...string) ([]span, error) {
 		i = skipValue(body, i)
 		if k := keyIndex(key, keys); k >= 0 {
 			if spans[k].found {
-				return nil, fmt.Errorf("field %q appears more than once", keys[k])
+				return spans, fmt.Errorf("field %q appears more than once", keys[k])
 			}
 			spans[k] = span{start: vs, end: i, found: true}
 		}
@@ -127,8 +136,10 @@ func skipValue(b []byte, i int) int {
 	return i
 }
 
-// splice replaces the found spans of body with values (same order).
-func splice(body []byte, spans []span, values [][]byte) []byte {
+// splice replaces the found spans of body with values (same order). The
+// result is appended to dst; body itself is returned when nothing is
+// found.
+func splice(dst, body []byte, spans []span, values [][]byte) []byte {
 	type edit struct {
 		span
 		value []byte
@@ -150,7 +161,7 @@ func splice(body []byte, spans []span, values [][]byte) []byte {
 			edits[j], edits[j-1] = edits[j-1], edits[j]
 		}
 	}
-	out := make([]byte, 0, len(body)+max(grow, 0))
+	out := slices.Grow(dst, len(body)+max(grow, 0))
 	at := 0
 	for _, e := range edits {
 		out = append(out, body[at:e.start]...)

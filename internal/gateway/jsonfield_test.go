@@ -65,7 +65,7 @@ func TestTopLevelFieldsNumbersAndObjects(t *testing.T) {
 	if spans[2].found {
 		t.Error("missing field found")
 	}
-	out := splice(body, spans, [][]byte{[]byte(`"m"`), []byte(`"3"`), nil})
+	out := splice(nil, body, spans[:3], [][]byte{[]byte(`"m"`), []byte(`"3"`), nil})
 	if want := `{"model_version": "3" ,"outputs":[{"model_name":"x"}],"model_name":"m"}`; string(out) != want {
 		t.Errorf("spliced %s", out)
 	}

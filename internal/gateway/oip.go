@@ -187,20 +187,41 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 	if resp.StatusCode != http.StatusOK || !isJSON(resp.Header.Get("Content-Type")) {
 		return nil
 	}
-	body, err := readSized(resp.Body, resp.ContentLength, maxRewrite)
-	if err != nil {
-		return err
+	// An answer all in the connection's buffer (nearly every one) is
+	// read in place; the rewritten copy goes to a buffer the exchange
+	// lends until it finishes.
+	ab, _ := resp.Body.(*answerBody)
+	body, inPlace := []byte(nil), false
+	if ab != nil {
+		body, inPlace = ab.whole()
 	}
-	if len(body) > maxRewrite {
-		return errAnswerTooLarge
+	if !inPlace {
+		var err error
+		if body, err = readSized(resp.Body, resp.ContentLength, maxRewrite); err != nil {
+			return err
+		}
+		if len(body) > maxRewrite {
+			return errAnswerTooLarge
+		}
+		_ = resp.Body.Close()
 	}
-	_ = resp.Body.Close()
 	spans, err := topLevelFields(body, "model_name", "model_version")
+	if inPlace && (err != nil || !spans[0].found && !spans[1].found) {
+		return nil // not a JSON object, or nothing to replace: it passes unchanged, unread
+	}
 	if err == nil {
 		var vals [2][]byte
 		var buf [96]byte
 		vals[0], vals[1] = jsonString(buf[:0:64], x.model), jsonString(buf[64:64], versionString(x.version.Version))
-		body = splice(body, spans, vals[:])
+		var dst []byte
+		if inPlace {
+			dst = x.lendAnswer()
+		}
+		body = splice(dst, body, spans[:2], vals[:])
+		if inPlace {
+			*x.answerBuf = body
+			ab.take()
+		}
 	}
 	// An answer that is not a JSON object passes unchanged.
 	x.answer = bytesBody{b: body}
@@ -209,6 +230,15 @@ func (x *exchange) rewriteInferResponse(resp *http.Response) error {
 	x.vals[3] = strconv.Itoa(len(body))
 	resp.Header["Content-Length"] = x.vals[3:4:4]
 	return nil
+}
+
+// lendAnswer lends the exchange a buffer for a rewritten answer, given
+// back when the exchange finishes (the answer is written by then).
+func (x *exchange) lendAnswer() []byte {
+	if x.answerBuf == nil {
+		x.answerBuf = x.g.answers.Get().(*[]byte)
+	}
+	return (*x.answerBuf)[:0]
 }
 
 // jsonString appends s as a JSON string: quoted as it is when nothing in

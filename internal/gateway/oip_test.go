@@ -2,17 +2,19 @@ package gateway
 
 import (
 	"encoding/json"
-	"github.com/slipway-ml/slipway/internal/requestid"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/deployment"
+	"github.com/slipway-ml/slipway/internal/requestid"
 	"github.com/slipway-ml/slipway/internal/runtime"
 	"github.com/slipway-ml/slipway/internal/runtime/oip"
 )
@@ -494,5 +496,60 @@ func TestVersionThatCouldNotStart(t *testing.T) {
 	}
 	if resp, _ := h.do("POST", "/v2/models/fraud/versions/3/infer", inferBody); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("pinned to a version not deployed: %d", resp.StatusCode)
+	}
+}
+
+// A remote infer answer gets slipway's model name and version whether it
+// arrives whole in the connection's buffer (rewritten in place into a
+// lent buffer), larger than that buffer, or chunked; one that is not a
+// JSON object, or names neither, passes byte for byte. Answers of
+// different sizes one after another on the same connections check that
+// a lent buffer never carries bytes from an earlier answer.
+func TestInferUpstreamAnswerRewrite(t *testing.T) {
+	big := `{"model_name":"up","outputs":[{"name":"p","shape":[1],"datatype":"BYTES","data":["` + strings.Repeat("x", 9000) + `"]}],"model_version":"7"}`
+	cases := []struct {
+		name, answer, want string
+		chunked            bool
+	}{
+		{"small", `{"model_name":"up","model_version":"7","outputs":[]}`, `{"model_name":"fraud","model_version":"2","outputs":[]}`, false},
+		{"version only", `{"outputs":[1],"model_version":7}`, `{"outputs":[1],"model_version":"2"}`, false},
+		{"neither", `{"outputs":[1,2,3]}`, `{"outputs":[1,2,3]}`, false},
+		{"array", `[1,2]`, `[1,2]`, false},
+		{"not JSON", `{"model_name":`, `{"model_name":`, false},
+		{"larger than the buffer", big, strings.Replace(strings.Replace(big, `"up"`, `"fraud"`, 1), `"7"`, `"2"`, 1), false},
+		{"chunked", `{"model_name":"up","outputs":[]}`, `{"model_name":"fraud","outputs":[]}`, true},
+	}
+	var mu sync.Mutex
+	answer, chunked := "", false
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		a, c := answer, chunked
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if c {
+			_, _ = io.WriteString(w, a[:5])
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, a[5:])
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(a)))
+		_, _ = io.WriteString(w, a)
+	}))
+	defer up.Close()
+	h := newHarness(t, nil, route("fraud", "production", remote(t, 2, 100, up.URL, runtime.ProtocolOIP)))
+	for round := 0; round < 3; round++ {
+		for _, c := range cases {
+			mu.Lock()
+			answer, chunked = c.answer, c.chunked
+			mu.Unlock()
+			resp, b := h.do("POST", "/v2/models/fraud/infer", inferBody)
+			if resp.StatusCode != 200 || string(b) != c.want {
+				t.Fatalf("%s: %d %s, want %s", c.name, resp.StatusCode, b, c.want)
+			}
+			if cl := resp.Header.Get("Content-Length"); !c.chunked && cl != strconv.Itoa(len(c.want)) {
+				t.Errorf("%s: Content-Length %s, want %d", c.name, cl, len(c.want))
+			}
+		}
 	}
 }

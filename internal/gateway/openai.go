@@ -52,7 +52,7 @@ func parseOpenAIRequest(body []byte) (openAIRequest, error) {
 // withModel returns body with the model field set to name.
 func (q openAIRequest) withModel(body []byte, name string) []byte {
 	v, _ := json.Marshal(name)
-	return splice(body, []span{q.model}, [][]byte{v})
+	return splice(nil, body, []span{q.model}, [][]byte{v})
 }
 
 // speaksOpenAI reports whether a route has a version that speaks the
@@ -291,7 +291,7 @@ func usageObject(v []byte) *openAIUsage {
 		return nil
 	}
 	var n [2]int
-	for i, s := range spans {
+	for i, s := range spans[:2] {
 		if !s.found || string(v[s.start:s.end]) == "null" {
 			continue
 		}

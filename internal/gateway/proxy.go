@@ -528,3 +528,17 @@ func (b *answerBody) Read(p []byte) (int, error) {
 }
 
 func (b *answerBody) Close() error { return nil }
+
+// whole returns the body when all of it is in the connection's buffer,
+// without reading it; take then reads it.
+func (b *answerBody) whole() ([]byte, bool) {
+	if u, ok := b.src.(*upstreamBody); ok && !b.eof {
+		return u.whole()
+	}
+	return nil, false
+}
+
+func (b *answerBody) take() {
+	b.src.(*upstreamBody).take()
+	b.eof = true
+}

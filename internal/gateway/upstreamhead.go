@@ -172,6 +172,22 @@ func (b *upstreamBody) frame(br *bufio.Reader, resp *http.Response) {
 	resp.Body = b
 }
 
+// whole returns a body of known length that is all in the buffer
+// already, without reading it; take then reads it at once.
+func (b *upstreamBody) whole() ([]byte, bool) {
+	if b.eof || b.chunks != nil || b.left < 0 || b.left > int64(b.br.Buffered()) {
+		return nil, false
+	}
+	p, err := b.br.Peek(int(b.left))
+	return p, err == nil
+}
+
+// take reads the body whole returned.
+func (b *upstreamBody) take() {
+	_, _ = b.br.Discard(int(b.left))
+	b.left, b.eof = 0, true
+}
+
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	if b.eof {
 		return 0, io.EOF
