@@ -86,9 +86,9 @@ type target struct {
 	body                          []byte // nil for requests without one
 	// stream flushes every chunk as it arrives (OpenAI answers).
 	stream bool
-	// modifyResponse, when set, may rewrite a remote answer before the
-	// client sees it.
-	modifyResponse func(*http.Response) error
+	// rewriteInfer puts slipway's model name and version in a remote
+	// infer answer before the client sees it (rewriteInferResponse).
+	rewriteInfer bool
 }
 
 // errNoEndpoint marks a remote version with no URL or transport.
@@ -193,8 +193,8 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 			// between body chunks.
 			timer.Reset(x.g.timeout)
 			resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, d: x.g.timeout}
-			if t.modifyResponse != nil {
-				return t.modifyResponse(resp)
+			if t.rewriteInfer {
+				return x.rewriteInferResponse(resp)
 			}
 			return nil
 		},

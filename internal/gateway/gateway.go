@@ -335,10 +335,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Canonical keys and the exchange's own value slices: Header.Get and
 	// Set canonicalise a key like "X-Request-ID" and allocate a slice
 	// per call.
-	x.id = requestid.From(firstValue(r.Header, keyRequestID))
+	x.id = firstValue(r.Header, keyRequestID)
 	x.traceparent = firstValue(r.Header, keyTraceparent)
 	if !validTraceparent(x.traceparent) {
 		x.traceparent = newTraceparent()
+		if !requestid.Valid(x.id) {
+			// A request with neither gets as its ID the first 16 hex
+			// digits of the trace it starts: random, no second draw or
+			// allocation, and it finds the trace.
+			x.id = x.traceparent[3:19]
+		}
+	}
+	if !requestid.Valid(x.id) {
+		x.id = requestid.New()
 	}
 	if g.tracer != nil {
 		x.startSpan()

@@ -136,7 +136,7 @@ func (x *exchange) oipTarget(rv *deployment.RouteVersion) target {
 	if upstream == "" {
 		upstream = c.model
 	}
-	t := target{upstreamPath: "/v2/models/" + upstream + c.suffix, body: x.body}
+	t := target{upstreamPath: modelPath(x.r.URL.Path, upstream, c.suffix), body: x.body}
 	if rv.Endpoint.Handler != nil || x.shadow != nil {
 		t.handlerPath = "/v2/models/" + c.model + "/versions/" + strconv.Itoa(rv.Version) + c.suffix
 	}
@@ -144,9 +144,21 @@ func (x *exchange) oipTarget(rv *deployment.RouteVersion) target {
 		t.upstreamRawPath = "/v2/models/" + esc + c.suffix
 	}
 	if c.suffix == "/infer" && rv.Endpoint.Handler == nil {
-		t.modifyResponse = x.rewriteInferResponse
+		t.rewriteInfer = true
 	}
 	return t
+}
+
+// modelPath is "/v2/models/" + model + suffix: the request's own path
+// when it is that already (no version pinned, the same name upstream),
+// which saves building it.
+func modelPath(reqPath, model, suffix string) string {
+	const prefix = "/v2/models/"
+	if len(reqPath) == len(prefix)+len(model)+len(suffix) && strings.HasPrefix(reqPath, prefix) &&
+		reqPath[len(prefix):len(prefix)+len(model)] == model && strings.HasSuffix(reqPath, suffix) {
+		return reqPath
+	}
+	return prefix + model + suffix
 }
 
 // rewriteMetadata replaces the runtime's model name with slipway's and, in

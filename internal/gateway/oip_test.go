@@ -553,3 +553,18 @@ func TestInferUpstreamAnswerRewrite(t *testing.T) {
 		}
 	}
 }
+
+func TestModelPath(t *testing.T) {
+	for _, c := range []struct{ req, model, suffix, want string }{
+		{"/v2/models/iris/infer", "iris", "/infer", "/v2/models/iris/infer"},
+		{"/v2/models/iris/versions/2/infer", "iris", "/infer", "/v2/models/iris/infer"},
+		{"/v2/models/iris/infer", "iris-onnx", "/infer", "/v2/models/iris-onnx/infer"},
+		{"/v2/models/irix/infer", "iris", "/infer", "/v2/models/iris/infer"},
+		{"/v2/models/iris/ready", "iris", "/infer", "/v2/models/iris/infer"},
+		{"/v2/models/iris", "iris", "", "/v2/models/iris"},
+	} {
+		if got := modelPath(c.req, c.model, c.suffix); got != c.want {
+			t.Errorf("modelPath(%q, %q, %q) = %q, want %q", c.req, c.model, c.suffix, got, c.want)
+		}
+	}
+}

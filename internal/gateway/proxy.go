@@ -119,8 +119,8 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 		_ = c.nc.SetReadDeadline(b.last.Add(b.idle))
 	} // else the body is in the buffer already: no read will wait
 	resp.Body = b
-	if t.modifyResponse != nil {
-		if err := t.modifyResponse(resp); err != nil {
+	if t.rewriteInfer {
+		if err := x.rewriteInferResponse(resp); err != nil {
 			stop.disarm()
 			c.close()
 			return x.failure(err, errors.Is(err, errUpstreamTimeout) || transportTimeout(err)), false

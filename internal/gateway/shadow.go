@@ -143,7 +143,7 @@ func (x *exchange) sendShadow(status int) {
 		header: shadowHeaders(x.r.Header, x.id, x.traceparent),
 		kind:   compareKindOf(x.r.URL.Path),
 	}
-	m.t.modifyResponse = nil
+	m.t.rewriteInfer = false
 	body, whole := p.capture.bytes()
 	switch {
 	case status < 200 || status > 299 || x.status != 0:

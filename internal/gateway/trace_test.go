@@ -343,3 +343,23 @@ func FuzzParseTraceparent(f *testing.F) {
 		}
 	})
 }
+
+// A request that brings neither an ID nor a trace gets an ID that is the
+// start of the trace the gateway begins; one that brings a trace but no
+// ID gets a fresh ID of its own.
+func TestRequestIDFromTheTraceStarted(t *testing.T) {
+	model := &fakeModel{}
+	up := httptest.NewServer(model)
+	defer up.Close()
+	h := newHarness(t, nil, route("fraud", "production", remote(t, 1, 100, up.URL, runtime.ProtocolOIP)))
+	resp, _ := h.do("POST", "/v2/models/fraud/infer", inferBody)
+	id, tp := resp.Header.Get(HeaderRequestID), model.last().Header.Get("Traceparent")
+	if len(id) != 16 || !validTraceparent(tp) || tp[3:19] != id {
+		t.Errorf("request ID %q, trace sent %q: want the ID to be the trace ID's first 16 hex digits", id, tp)
+	}
+	const callerTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, _ = h.do("POST", "/v2/models/fraud/infer", inferBody, "traceparent", callerTrace)
+	if id := resp.Header.Get(HeaderRequestID); len(id) != 16 || strings.Contains(callerTrace, id) {
+		t.Errorf("request ID %q for a caller's trace: want a fresh one", id)
+	}
+}
