@@ -262,7 +262,8 @@ type upConn struct {
 	idleSince time.Time
 	abortFn   func() // c.abort, bound once
 	body      answerBody
-	ubody     upstreamBody // the answer's framing, under body (upstreamhead.go)
+	ubody     upstreamBody  // the answer's framing, under body (upstreamhead.go)
+	resp      http.Response // the answer being read, reused (readAnswer)
 
 	rc         syscall.RawConn
 	peekFn     func(fd uintptr) bool // c.peek, bound once

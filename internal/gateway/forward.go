@@ -30,7 +30,14 @@ func (x *exchange) readBody() ([]byte, bool) {
 		x.tooLarge()
 		return nil, false
 	}
-	body, err := readSized(http.MaxBytesReader(x.w.ResponseWriter, x.r.Body, max), x.r.ContentLength, max)
+	// A body of announced length is read to that length, which the
+	// server's framing holds it to; only one of unknown length (chunked)
+	// needs a reader that counts.
+	src := x.r.Body
+	if x.r.ContentLength < 0 {
+		src = http.MaxBytesReader(x.w.ResponseWriter, src, max)
+	}
+	body, err := readSized(src, x.r.ContentLength, max)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			x.tooLarge()
@@ -41,6 +48,10 @@ func (x *exchange) readBody() ([]byte, bool) {
 			return nil, false
 		}
 		x.fail(http.StatusBadRequest, "invalid_body", fmt.Sprintf("reading the request body: %v", err))
+		return nil, false
+	}
+	if int64(len(body)) > max { // a body longer than it announced
+		x.tooLarge()
 		return nil, false
 	}
 	return body, true

@@ -356,7 +356,7 @@ func isHex(c byte) bool {
 // to the client (101 was not asked for: an error).
 func (x *exchange) readHead(w http.ResponseWriter, c *upConn, p *connPool) (*http.Response, error) {
 	for n := 0; ; n++ {
-		resp, err := readAnswer(c.br, x.r, &c.ubody)
+		resp, err := readAnswer(c.br, x.r, &c.ubody, &c.resp)
 		if err != nil {
 			return nil, err
 		}

@@ -22,13 +22,15 @@ import (
 // until the head is known to be ordinary).
 
 // readAnswer reads the next answer's head from br, for a request of req's
-// method; body is the connection's reusable body reader.
-func readAnswer(br *bufio.Reader, req *http.Request, body *upstreamBody) (*http.Response, error) {
+// method; body is the connection's reusable body reader, and reuse its
+// reusable answer: an ordinary head is parsed into it and its header map
+// (the answer is the connection's until it goes back to the pool).
+func readAnswer(br *bufio.Reader, req *http.Request, body *upstreamBody, reuse *http.Response) (*http.Response, error) {
 	scanned := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if n := headEnd(buf, headRescan(scanned)); n >= 0 {
-			resp, ok := parseAnswerHead(string(buf[:n]), req.Method)
+			resp, ok := parseAnswerHead(string(buf[:n]), req.Method, reuse)
 			if !ok {
 				return http.ReadResponse(br, req)
 			}
@@ -50,9 +52,11 @@ func readAnswer(br *bufio.Reader, req *http.Request, body *upstreamBody) (*http.
 	}
 }
 
-// parseAnswerHead parses an ordinary answer head; ok is false for
-// anything http.ReadResponse should see.
-func parseAnswerHead(head, method string) (*http.Response, bool) {
+// parseAnswerHead parses an ordinary answer head into resp, clearing and
+// reusing its header map; ok is false for anything http.ReadResponse
+// should see. The field values are new for every answer: the client's
+// answer holds them until it is written.
+func parseAnswerHead(head, method string, resp *http.Response) (*http.Response, bool) {
 	line, rest := nextLine(head)
 	if len(line) < 12 || !strings.HasPrefix(line, "HTTP/1.") || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
 		(len(line) > 12 && line[12] != ' ') {
@@ -62,9 +66,15 @@ func parseAnswerHead(head, method string) (*http.Response, bool) {
 	if err != nil || code < 100 {
 		return nil, false
 	}
-	resp := &http.Response{
+	h := resp.Header
+	if h == nil {
+		h = make(http.Header, 8)
+	} else {
+		clear(h)
+	}
+	*resp = http.Response{
 		Status: line[9:], StatusCode: code, Proto: line[:8], ProtoMajor: 1, ProtoMinor: int(line[7] - '0'),
-		Header: make(http.Header, 8), ContentLength: -1,
+		Header: h, ContentLength: -1,
 	}
 	var (
 		slab    = make([]string, 0, 8)

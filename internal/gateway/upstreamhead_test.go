@@ -31,7 +31,7 @@ func readWith(raw, method string, own bool) readResult {
 		err  error
 	)
 	if own {
-		resp, err = readAnswer(br, req, &upstreamBody{})
+		resp, err = readAnswer(br, req, &upstreamBody{}, new(http.Response))
 	} else {
 		resp, err = http.ReadResponse(br, req)
 	}
