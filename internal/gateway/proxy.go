@@ -160,6 +160,7 @@ func (a abortArm) disarm() bool {
 // release puts c back in the pool when reusable, else closes it.
 func (p *connPool) release(c *upConn, reusable bool) {
 	if reusable {
+		c.proven = c.proven || c.reused
 		p.put(c)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/runtime"
@@ -455,6 +456,58 @@ func TestProxyCountsThroughTrack(t *testing.T) {
 				rt.roundTrips.Load(), during.Load(), inflight.Load())
 		case !track && rt.roundTrips.Load() != 1:
 			t.Errorf("without Track the wrapper was bypassed: %d round trips", rt.roundTrips.Load())
+		}
+	}
+}
+
+// A pooled connection whose server closed it is found by the look before
+// reuse, unless it is proven (its server kept it across a request
+// before) and was returned less than freshIdle ago: then it is taken
+// without the look's system call.
+func TestPoolLooksUnlessProvenAndFresh(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := newConnPool(&http.Transport{}, ln.Addr().String())
+	closedConn := func() *upConn {
+		t.Helper()
+		c, err := p.dialConn(context.Background(), time.Now().Add(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = sc.Close()
+		waitFor(t, c.peerClosed) // the server's close has arrived
+		return c
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		proven bool
+		idle   time.Duration
+		check  bool
+		reused bool // get returns the dead connection
+	}{
+		{"not proven, fresh", false, 0, true, false},
+		{"proven, idle longer", true, 2 * freshIdle, true, false},
+		{"proven, fresh", true, 0, true, true},
+		{"no check asked", false, 0, false, true},
+	} {
+		c := closedConn()
+		c.proven = tc.proven
+		p.put(c)
+		c.idleSince = now.Add(-tc.idle)
+		got := p.get(now, tc.check)
+		if (got != nil) != tc.reused {
+			t.Errorf("%s: got a connection %v, want %v", tc.name, got != nil, tc.reused)
+		}
+		if got != nil {
+			got.close()
 		}
 	}
 }
