@@ -289,7 +289,8 @@ type exchange struct {
 	// status overrides the written status in metrics and logs (499 for a
 	// caller that went away, 502 for a stream an upstream cut off).
 	status int
-	usage  *usageTap
+	usage  *usageTap // &tap for OpenAI calls
+	tap    usageTap
 	shadow *shadowPlan // set when a copy goes to the route's shadow (shadow.go)
 
 	rw        responseWriter // x.w, allocated with the exchange

@@ -78,6 +78,8 @@ func FuzzParseOpenAIRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"m","stream":true}`,
+		`{"model":"m","stream":null}`,
+		`{"model":"m","stream":"yes"}`,
 		`{"stream":false,"model":"a\u00e9\ud83d\ude00"}`,
 		`{"model":"m","model":"n"}`,
 		`{"mod\u0065l":"m"}`,
@@ -101,6 +103,13 @@ func FuzzParseOpenAIRequest(f *testing.F) {
 		var model string
 		if err := json.Unmarshal(m["model"], &model); err != nil || model != q.Model {
 			t.Fatalf("read model %q from %q; encoding/json reads %q (%v)", q.Model, body, model, err)
+		}
+		var stream bool
+		if raw, ok := m["stream"]; ok && json.Unmarshal(raw, &stream) != nil {
+			t.Fatalf("accepted %q, whose stream encoding/json refuses", body)
+		}
+		if stream != q.Stream {
+			t.Fatalf("read stream %v from %q; encoding/json reads %v", q.Stream, body, stream)
 		}
 		out := q.withModel(body, "renamed/model")
 		var m2 map[string]json.RawMessage
@@ -170,9 +179,9 @@ func TestJSONUsageAgreesWithEncodingJSON(t *testing.T) {
 		if json.Unmarshal([]byte(b), &want) != nil {
 			want.Usage = nil
 		}
-		got := jsonUsage([]byte(b), false)
-		if (got == nil) != (want.Usage == nil) || got != nil && *got != *want.Usage {
-			t.Errorf("%s: %+v, encoding/json reads %+v", b, got, want.Usage)
+		got, ok := jsonUsage([]byte(b), false)
+		if ok != (want.Usage != nil) || ok && got != *want.Usage {
+			t.Errorf("%s: %+v (%v), encoding/json reads %+v", b, got, ok, want.Usage)
 		}
 	}
 }

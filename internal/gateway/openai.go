@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/runtime"
@@ -35,18 +36,37 @@ func parseOpenAIRequest(body []byte) (openAIRequest, error) {
 	if !q.model.found {
 		return q, errors.New(`request body has no "model" field; name the registry model to call`)
 	}
-	if err := json.Unmarshal(body[q.model.start:q.model.end], &q.Model); err != nil || bytes.Equal(body[q.model.start:q.model.end], []byte("null")) {
+	var ok bool
+	if q.Model, ok = jsonStringValue(body[q.model.start:q.model.end]); !ok {
 		return q, errors.New(`"model" must be a string`)
 	}
 	if q.Model == "" {
 		return q, errors.New(`"model" is empty; name the registry model to call`)
 	}
 	if s := spans[1]; s.found {
-		if err := json.Unmarshal(body[s.start:s.end], &q.Stream); err != nil {
+		switch string(body[s.start:s.end]) {
+		case "true":
+			q.Stream = true
+		case "false", "null": // null leaves it false, as encoding/json does
+		default:
 			return q, errors.New(`"stream" must be true or false`)
 		}
 	}
 	return q, nil
+}
+
+// jsonStringValue reads a JSON value that must be a string: one without
+// escapes in valid UTF-8 directly, any other through encoding/json
+// (which unescapes, and replaces invalid UTF-8).
+func jsonStringValue(v []byte) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v[1:len(v)-1], '\\') < 0 && utf8.Valid(v) {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // withModel returns body with the model field set to name.
@@ -86,7 +106,8 @@ func (g *Gateway) serveOpenAI(x *exchange) {
 	}
 	x.openai, x.body = q, body
 	x.idempotent = g.retry.OpenAIIdempotent || x.r.Header.Get(HeaderIdempotencyKey) != ""
-	x.usage = &usageTap{}
+	x.tap = usageTap{}
+	x.usage = &x.tap
 	x.infer() // limits and idempotency, then the call
 }
 
@@ -158,18 +179,22 @@ func (g *Gateway) serveOpenAIModel(x *exchange, name string) {
 // usageTap reads token usage from an OpenAI answer as it passes to the
 // client, without holding the answer back: for a stream, from the last
 // "data:" event that carries usage; for a JSON answer, from its "usage"
-// object (whole answers up to 1 MiB are parsed; of larger ones the last
-// 64 KiB are kept and searched).
+// object (an answer that comes in one piece of its announced length is
+// read where it is; others up to 1 MiB are kept and parsed; of larger
+// ones the last 64 KiB are kept and searched).
 type usageTap struct {
 	active, sse bool
+	length      int64 // the answer's announced length; -1 unknown
 
 	line     []byte // the SSE line being read
 	skipping bool   // the current SSE line is too long to hold
 
 	buf       []byte // the JSON answer, or its tail
 	truncated bool
+	read      bool // a JSON answer was read whole
 
-	usage *openAIUsage
+	usage openAIUsage
+	found bool // usage holds what the answer said
 }
 
 type openAIUsage struct {
@@ -183,8 +208,13 @@ const (
 	usageTail    = 64 << 10
 )
 
-// start is called with the answer's content type before its body.
-func (u *usageTap) start(contentType string) {
+// start is called with the answer's content type and length (the
+// Content-Length header, "" when none) before its body.
+func (u *usageTap) start(contentType, length string) {
+	u.length = -1
+	if n, err := strconv.ParseInt(length, 10, 64); err == nil && n >= 0 {
+		u.length = n
+	}
 	if contentType == "application/json" {
 		u.active = true
 		return
@@ -196,10 +226,15 @@ func (u *usageTap) start(contentType string) {
 
 // Write sees a chunk of the answer on its way to the client.
 func (u *usageTap) Write(p []byte) {
-	if !u.active {
+	if !u.active || u.read {
 		return
 	}
 	if !u.sse {
+		if len(u.buf) == 0 && int64(len(p)) == u.length {
+			u.usage, u.found = jsonUsage(p, false) // the whole answer
+			u.read = true
+			return
+		}
 		u.buf = append(u.buf, p...)
 		if len(u.buf) > maxUsageBody {
 			u.truncated = true
@@ -237,7 +272,7 @@ func (u *usageTap) endLine() {
 			Usage *openAIUsage `json:"usage"`
 		}
 		if json.Unmarshal(bytes.TrimSpace(l[len("data:"):]), &v) == nil && v.Usage != nil {
-			u.usage = v.Usage // usage is cumulative: the last one wins
+			u.usage, u.found = *v.Usage, true // usage is cumulative: the last one wins
 		}
 	}
 	u.line, u.skipping = u.line[:0], false
@@ -245,50 +280,50 @@ func (u *usageTap) endLine() {
 
 // result returns the usage seen, if any.
 func (u *usageTap) result() (prompt, completion int, ok bool) {
-	if u.active && !u.sse && u.usage == nil && len(u.buf) > 0 {
-		u.usage = jsonUsage(u.buf, u.truncated)
+	if u.active && !u.sse && !u.read && len(u.buf) > 0 {
+		u.usage, u.found = jsonUsage(u.buf, u.truncated)
+		u.read = true
 	}
-	if u.usage == nil {
+	if !u.found {
 		return 0, 0, false
 	}
 	return u.usage.PromptTokens, u.usage.CompletionTokens, true
 }
 
-func jsonUsage(b []byte, tail bool) *openAIUsage {
-	var v struct {
-		Usage *openAIUsage `json:"usage"`
-	}
+// jsonUsage reads the usage of a JSON answer (tail: the end of one).
+func jsonUsage(b []byte, tail bool) (openAIUsage, bool) {
 	if !tail {
 		spans, err := topLevelFields(b, "usage")
 		if err != nil || !spans[0].found {
-			return nil
+			return openAIUsage{}, false
 		}
 		return usageObject(b[spans[0].start:spans[0].end])
 	}
 	i := bytes.LastIndex(b, []byte(`"usage"`))
 	if i < 0 {
-		return nil
+		return openAIUsage{}, false
 	}
 	rest := bytes.TrimLeft(b[i+len(`"usage"`):], " \t\r\n")
 	if len(rest) == 0 || rest[0] != ':' {
-		return nil
+		return openAIUsage{}, false
 	}
-	if json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&v.Usage) != nil {
-		return nil
+	var v *openAIUsage
+	if json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&v) != nil || v == nil {
+		return openAIUsage{}, false
 	}
-	return v.Usage
+	return *v, true
 }
 
 // usageObject reads a usage value as encoding/json would into
 // *openAIUsage (null: none; token counts must be integers), without
 // reflection: this runs for every JSON answer.
-func usageObject(v []byte) *openAIUsage {
+func usageObject(v []byte) (openAIUsage, bool) {
 	if len(v) == 0 || v[0] != '{' {
-		return nil
+		return openAIUsage{}, false
 	}
 	spans, err := topLevelFields(v, "prompt_tokens", "completion_tokens")
 	if err != nil {
-		return nil
+		return openAIUsage{}, false
 	}
 	var n [2]int
 	for i, s := range spans[:2] {
@@ -296,8 +331,8 @@ func usageObject(v []byte) *openAIUsage {
 			continue
 		}
 		if n[i], err = strconv.Atoi(string(v[s.start:s.end])); err != nil {
-			return nil
+			return openAIUsage{}, false
 		}
 	}
-	return &openAIUsage{PromptTokens: n[0], CompletionTokens: n[1]}
+	return openAIUsage{PromptTokens: n[0], CompletionTokens: n[1]}, true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -302,13 +303,15 @@ func TestUsageTap(t *testing.T) {
 		{"stream in one write", "text/event-stream", stream, 1 << 20, 3, 4, true},
 		{"stream byte by byte", "text/event-stream; charset=utf-8", stream, 1, 3, 4, true},
 		{"json", "application/json", `{"usage":{"prompt_tokens":2,"completion_tokens":5}}`, 7, 2, 5, true},
+		{"json in one piece", "application/json", `{"usage":{"prompt_tokens":6,"completion_tokens":1}}`, 1 << 20, 6, 1, true},
+		{"json in one piece, no usage", "application/json", `{"usage":null}`, 1 << 20, 0, 0, false},
 		{"large json keeps the tail", "application/json", big, 4096, 8, 0, true},
 		{"no usage", "application/json", `{"choices":[]}`, 100, 0, 0, false},
 		{"not json", "text/plain", `usage 3`, 100, 0, 0, false},
 	}
 	for _, tt := range tests {
 		u := &usageTap{}
-		u.start(tt.contentType)
+		u.start(tt.contentType, strconv.Itoa(len(tt.body)))
 		for b := []byte(tt.body); len(b) > 0; {
 			n := min(tt.chunk, len(b))
 			u.Write(b[:n])
@@ -318,5 +321,16 @@ func TestUsageTap(t *testing.T) {
 		if p != tt.prompt || c != tt.completion || ok != tt.ok {
 			t.Errorf("%s: usage %d/%d %v, want %d/%d %v", tt.name, p, c, ok, tt.prompt, tt.completion, tt.ok)
 		}
+		if u.buf != nil && tt.chunk >= len(tt.body) && !u.sse && u.active {
+			t.Errorf("%s: an answer in one piece of its announced length was copied", tt.name)
+		}
+	}
+	// Without an announced length a one-piece answer is kept and read at
+	// the end, as before.
+	u := &usageTap{}
+	u.start("application/json", "")
+	u.Write([]byte(`{"usage":{"prompt_tokens":4,"completion_tokens":2}}`))
+	if p, c, ok := u.result(); p != 4 || c != 2 || !ok {
+		t.Errorf("no length: usage %d/%d %v", p, c, ok)
 	}
 }

@@ -60,7 +60,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		delete(h, HeaderFallbackFrom)
 	}
 	if w.x.usage != nil && code >= 200 && code < 300 {
-		w.x.usage.start(h.Get("Content-Type"))
+		w.x.usage.start(firstValue(h, "Content-Type"), firstValue(h, "Content-Length"))
 		w.tap = w.x.usage
 	}
 	w.ResponseWriter.WriteHeader(code)
