@@ -3,7 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+
+	gojson "github.com/goccy/go-json"
 )
 
 func TestParseOpenAIRequest(t *testing.T) {
@@ -184,4 +187,19 @@ func TestJSONUsageAgreesWithEncodingJSON(t *testing.T) {
 			t.Errorf("%s: %+v (%v), encoding/json reads %+v", b, got, ok, want.Usage)
 		}
 	}
+}
+
+// topLevelFields checks documents with go-json's Valid for speed; it
+// must accept exactly what encoding/json accepts.
+func FuzzJSONValid(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `{"a":1}`, `{"a":"\u00e9"}`, "\"\xff\"", `1e5`, `-0.5e-3`, `[1,2,]`,
+		`{"a":tru}`, ` {"a" : [ null , true , false ] } `, `"\ud800"`, `01`, `1.`, `.5`, "\"\x01\"", `{"a":1}{}`,
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001), `{"model":"m","stream":true}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if std, fast := json.Valid(b), gojson.Valid(b); std != fast {
+			t.Fatalf("%q: encoding/json says valid %v, go-json %v", b, std, fast)
+		}
+	})
 }
