@@ -47,7 +47,10 @@ func (x *exchange) forwardDirect(w http.ResponseWriter, p *connPool, base *url.U
 // a new one. again reports a pooled connection that was dead.
 func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t target, dial bool) (f failure, again bool) {
 	l, ctx := &x.leg, x.r.Context()
-	now := time.Now()
+	now := l.start // the attempt began a moment ago
+	if dial {
+		now = time.Now()
+	}
 	deadline := now.Add(l.tryTimeout)
 	var c *upConn
 	if !dial {
