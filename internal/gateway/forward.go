@@ -163,6 +163,9 @@ func (x *exchange) forwardRemote(w http.ResponseWriter, ep runtime.Endpoint, t t
 		}
 		return x.forwardDirect(w, p, ep.URL, t)
 	}
+	// The transport's goroutines may still report on this request
+	// (the client trace) after it is answered.
+	x.kept = true
 	ctx, timer, cancel := upstreamTimeoutContext(x.r.Context(), l.tryTimeout)
 	defer cancel(nil)
 	defer timer.Stop()

@@ -163,6 +163,10 @@ type Gateway struct {
 	srv      *Server     // the gateway's own HTTP/1.1 server (server.go)
 	access   *accessLog  // nil: access-log lines go through log
 	answers  sync.Pool   // *[]byte buffers for rewritten answers (oip.go)
+	// exchanges are reused once finished: nothing holds one after its
+	// request but ReverseProxy's transport goroutines, whose exchanges
+	// are kept out of the pool (exchange.kept).
+	exchanges sync.Pool
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -219,6 +223,7 @@ func New(c Config) *Gateway {
 		g.access = newAccessLog(c.AccessLog)
 	}
 	g.answers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	g.exchanges.New = func() any { return new(exchange) }
 	g.srv = NewServer(g, c.Server)
 	return g
 }
@@ -294,6 +299,7 @@ type exchange struct {
 	shadow *shadowPlan // set when a copy goes to the route's shadow (shadow.go)
 
 	rw        responseWriter // x.w, allocated with the exchange
+	kept      bool           // something may use the exchange after it finishes: not reused
 	answer    bytesBody      // a rewritten answer's body (oip.go)
 	answerBuf *[]byte        // lent from Gateway.answers, given back by finish
 	vals      [4]string      // backing of the answer's header values the gateway sets
@@ -332,7 +338,8 @@ var smallNumbers = func() (s [100]string) {
 // ServeHTTP routes one request: request ID and trace context, the endpoint,
 // then metrics and one access-log line.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{g: g, r: r, start: time.Now()}
+	x := g.exchanges.Get().(*exchange)
+	*x = exchange{g: g, r: r, start: time.Now()}
 	// Canonical keys and the exchange's own value slices: Header.Get and
 	// Set canonicalise a key like "X-Request-ID" and allocate a slice
 	// per call.
@@ -421,7 +428,13 @@ func (x *exchange) finish() {
 		x.endSpan(status, ver)
 	}
 	x.logAccess(status, ver, end, d)
-	if p == http.ErrAbortHandler || x.w.cut {
+	cut := p == http.ErrAbortHandler || x.w.cut
+	if !x.kept {
+		g := x.g
+		*x = exchange{}
+		g.exchanges.Put(x)
+	}
+	if cut {
 		panic(http.ErrAbortHandler) // the client must see the answer cut off
 	}
 }
