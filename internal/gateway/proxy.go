@@ -117,8 +117,9 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	// The head is in: from now on the upstream timeout bounds each pause
 	// between chunks of the body.
 	b := &c.body
-	*b = answerBody{c: c, src: resp.Body, idle: x.g.timeout, ctx: ctx, last: time.Now()}
-	if resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength {
+	*b = answerBody{c: c, src: resp.Body, idle: x.g.timeout, ctx: ctx}
+	if !b.inBuffer() {
+		b.last = time.Now()
 		_ = c.nc.SetReadDeadline(b.last.Add(b.idle))
 	} // else the body is in the buffer already: no read will wait
 	resp.Body = b
@@ -513,12 +514,15 @@ func (b *answerBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	// Moving the deadline costs a timer update; within a millisecond of
-	// the last move it is left, which shortens the limit by as much.
-	if now := time.Now(); now.Sub(b.last) > time.Millisecond {
-		b.last = now
-		_ = b.c.nc.SetReadDeadline(now.Add(b.idle))
-		if err := b.ctx.Err(); err != nil {
-			return 0, err // went away before the move: its abort was undone
+	// the last move it is left, which shortens the limit by as much. A
+	// body all in the buffer needs none (nor the clock read).
+	if !b.inBuffer() {
+		if now := time.Now(); now.Sub(b.last) > time.Millisecond {
+			b.last = now
+			_ = b.c.nc.SetReadDeadline(now.Add(b.idle))
+			if err := b.ctx.Err(); err != nil {
+				return 0, err // went away before the move: its abort was undone
+			}
 		}
 	}
 	n, err := b.src.Read(p)
@@ -532,6 +536,13 @@ func (b *answerBody) Read(p []byte) (int, error) {
 }
 
 func (b *answerBody) Close() error { return nil }
+
+// inBuffer reports whether what is left of the body is all in the
+// connection's buffer: reading it will not touch the socket.
+func (b *answerBody) inBuffer() bool {
+	u, ok := b.src.(*upstreamBody)
+	return ok && u.chunks == nil && u.left >= 0 && u.left <= int64(u.br.Buffered())
+}
 
 // whole returns the body when all of it is in the connection's buffer,
 // without reading it; take then reads it.

@@ -90,7 +90,9 @@ type Server struct {
 	conns     map[*srvConn]struct{}
 	watching  bool // the watcher loop runs
 	shutting  atomic.Bool
-	done      chan struct{} // closed by Shutdown or Close: stops the watcher loop
+	done      chan struct{}              // closed by Shutdown or Close: stops the watcher loop
+	coarse    atomic.Pointer[coarseTime] // the watcher loop's clock (serverwriter.go)
+	ticking   atomic.Bool                // the watcher loop moves coarse
 }
 
 // NewServer returns a server that runs h for every request.
@@ -394,11 +396,10 @@ func (c *srvConn) waitRequest() bool {
 	if c.s.shutting.Load() {
 		return false
 	}
-	now := time.Now()
 	// The idle deadline moves only when it is more than a second stale,
 	// or something else moved it: one timer update per second, not one
-	// per request.
-	if want := now.Add(c.s.cfg.IdleTimeout); c.deadlineMoved || want.Sub(c.readDeadline) > time.Second {
+	// per request. The coarse clock is precise enough for that.
+	if want := c.s.now().t.Add(c.s.cfg.IdleTimeout); c.deadlineMoved || want.Sub(c.readDeadline) > time.Second {
 		c.setReadDeadline(want)
 	}
 	if c.state.Load() == stClosed { // shut down while the deadline moved

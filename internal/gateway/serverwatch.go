@@ -17,12 +17,17 @@ import (
 func (s *Server) watchLoop() {
 	t := time.NewTicker(s.cfg.watchAfter)
 	defer t.Stop()
+	s.tick(time.Now())
+	s.ticking.Store(true)
+	defer s.ticking.Store(false)
 	for {
+		var now time.Time
 		select {
 		case <-s.done:
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
+		s.tick(now)
 		s.mu.Lock()
 		for c := range s.conns {
 			seq := c.seq.Load()

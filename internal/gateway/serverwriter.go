@@ -9,7 +9,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -262,7 +261,7 @@ func (w *srvWriter) commit(final bool) {
 	}
 	if !w.hasDate {
 		b = append(b, "Date: "...)
-		b = append(b, httpDate()...)
+		b = append(b, c.s.now().date...)
 		b = append(b, "\r\n"...)
 	}
 	w.keep = !c.req.Close && !w.closeAfter && !w.closeDelimited && !c.s.shutting.Load() && !c.gone.Load() &&
@@ -418,22 +417,35 @@ var statusLines = func() (s [600]string) {
 	return s
 }()
 
-// httpDate is the current time as a Date field says it, formatted once a
-// second.
-func httpDate() string {
-	now := time.Now()
+// coarseTime is the time as the server's watcher loop last read it
+// (every watchAfter, 100 ms), for what needs no finer clock: the Date
+// field (one-second resolution) and the idle deadline (moved when a
+// second stale). It saves two clock reads per request, which cost
+// about a hundred nanoseconds each on a virtual machine.
+type coarseTime struct {
+	t    time.Time
+	sec  int64
+	date string // t as a Date field says it
+}
+
+// tick moves the coarse clock to now.
+func (s *Server) tick(now time.Time) {
 	sec := now.Unix()
-	if d := dateCache.Load(); d != nil && d.sec == sec {
-		return d.s
+	ct := &coarseTime{t: now, sec: sec}
+	if prev := s.coarse.Load(); prev != nil && prev.sec == sec {
+		ct.date = prev.date
+	} else {
+		ct.date = now.UTC().Format(http.TimeFormat)
 	}
-	d := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
-	dateCache.Store(d)
-	return d.s
+	s.coarse.Store(ct)
 }
 
-type cachedDate struct {
-	sec int64
-	s   string
+// now returns the coarse clock, reading the real one when the watcher
+// loop is not running.
+func (s *Server) now() *coarseTime {
+	if s.ticking.Load() {
+		return s.coarse.Load()
+	}
+	s.tick(time.Now())
+	return s.coarse.Load()
 }
-
-var dateCache atomic.Pointer[cachedDate]
