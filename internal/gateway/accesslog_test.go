@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
 // slogLine is what slog's JSONHandler writes for e.
@@ -157,3 +161,32 @@ func TestGatewayAccessLog(t *testing.T) {
 		})
 	}
 }
+
+// A proxied answer reaches the client before the gateway writes its
+// access-log line (and records its metrics): the client never waits for
+// the bookkeeping.
+func TestGatewayAnswersBeforeItLogs(t *testing.T) {
+	up := httptest.NewServer(&fakeModel{})
+	defer up.Close()
+	logged := make(chan struct{})
+	release := make(chan struct{})
+	h := newHarness(t, func(c *Config) {
+		c.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		c.AccessLog = writerFunc(func(p []byte) (int, error) {
+			close(logged)
+			<-release
+			return len(p), nil
+		})
+	}, route("iris", "production", remote(t, 2, 100, up.URL, runtime.ProtocolOIP)))
+	resp, b := h.do(http.MethodPost, "/v2/models/iris/infer", inferBody) // returns while the log write waits
+	<-logged
+	close(release)
+	h.settle()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"model_name":"iris"`) {
+		t.Fatalf("answer %d %s", resp.StatusCode, b)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

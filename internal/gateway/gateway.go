@@ -386,6 +386,9 @@ func (x *exchange) finish() {
 	if p == http.ErrAbortHandler && x.status == 0 {
 		x.status = http.StatusBadGateway // the upstream broke off mid-answer
 	}
+	if sw, ok := x.rw.ResponseWriter.(*srvWriter); ok && p == nil && !x.w.cut {
+		sw.sendComplete() // the client need not wait for the bookkeeping below
+	}
 	x.giveAllSlots()
 	status := x.status
 	if status == 0 {

@@ -587,3 +587,47 @@ func TestServerHijack(t *testing.T) {
 		t.Errorf("after the upgrade: %q", line)
 	}
 }
+
+// An answer written to its declared length can be sent before the
+// handler returns (the gateway's bookkeeping then runs after the client
+// has it); the connection carries the next request as usual. An answer
+// without a length, or one to a request whose body is unread, waits for
+// the handler.
+func TestServerSendsACompleteAnswerEarly(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/unread" {
+			_, _ = io.ReadAll(r.Body)
+		}
+		if r.URL.Path != "/chunked" {
+			w.Header().Set("Content-Length", "5")
+		}
+		_, _ = io.WriteString(w, "hello")
+		w.(*srvWriter).sendComplete()
+		if r.URL.Path == "/early" {
+			<-release // the client must have the answer already
+		}
+	}), ServerConfig{})
+	c := dialTest(t, addr)
+	c.send("POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+	if resp, body := c.answer("POST"); resp.StatusCode != 200 || body != "hello" || resp.Close {
+		t.Fatalf("early answer: %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+	close(release)
+	c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.answer("GET"); body != "hello" {
+		t.Fatalf("next answer on the connection: %q", body)
+	}
+	c.send("GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.answer("GET"); body != "hello" || resp.ContentLength != 5 {
+		t.Errorf("an answer without a declared length: length %d %q, want the length known at the end", resp.ContentLength, body)
+	}
+	c.send("POST /unread HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+	if _, body := c.answer("POST"); body != "hello" {
+		t.Errorf("answer to an unread body: %q", body)
+	}
+	c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.answer("GET"); body != "hello" {
+		t.Errorf("after an unread short body the connection carries on: %q", body)
+	}
+}

@@ -353,6 +353,24 @@ func (w *srvWriter) finish(keep bool) bool {
 	return keep && w.keep && w.err == nil && !short
 }
 
+// sendComplete sends an answer whose body the handler has written to its
+// declared length, before the handler returns: the gateway's metrics
+// and access log then run after the client has its answer, as nginx
+// logs after sending. Any other answer waits for finish.
+func (w *srvWriter) sendComplete() {
+	if w.status == 0 || w.committed || w.err != nil || w.isHead || !w.bodyAllowed ||
+		w.declared < 0 || w.written != w.declared || len(w.trailers) > 0 || !w.c.body.done {
+		return // (a request body left unread may yet close the connection: finish says so)
+	}
+	if w.c.s.shutting.Load() || w.c.gone.Load() {
+		w.c.req.Close = true // as finish would say
+	}
+	w.commit(true)
+	if w.err == nil {
+		w.setErr(w.c.bw.Flush())
+	}
+}
+
 // abort ends an answer the handler broke off (it panicked): what was
 // committed goes out as far as it got, and nothing more; the connection
 // then closes, so the client sees the answer cut off.
