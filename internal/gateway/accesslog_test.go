@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/logtest"
 	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
@@ -75,29 +75,14 @@ func FuzzAccessLine(f *testing.F) {
 	})
 }
 
-// lockedBuffer collects log lines written from the gateway's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// jsonLines decodes the log lines written to b, one object per line.
+func jsonLines(t *testing.T, b *logtest.Buffer) []map[string]any {
+	t.Helper()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if line == "" {
-			continue
-		}
+	for _, line := range b.Lines() {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			panic("log line is not JSON: " + line)
+			t.Fatalf("log line is not JSON: %s", line)
 		}
 		out = append(out, m)
 	}
@@ -110,7 +95,7 @@ func (l *lockedBuffer) lines() []map[string]any {
 func TestGatewayAccessLog(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelWarn} {
 		t.Run(level.String(), func(t *testing.T) {
-			var access, other lockedBuffer
+			var access, other logtest.Buffer
 			h := newHarness(t, func(c *Config) {
 				c.Log = slog.New(slog.NewJSONHandler(&other, &slog.HandlerOptions{Level: level}))
 				c.AccessLog = &access
@@ -122,7 +107,7 @@ func TestGatewayAccessLog(t *testing.T) {
 			h.do(http.MethodGet, "/v2/health/live", "")
 			h.do(http.MethodPost, "/v2/models/nope/infer", inferBody)
 			h.settle()
-			lines := access.lines()
+			lines := jsonLines(t, &access)
 			want := map[slog.Level]int{slog.LevelInfo: 2, slog.LevelDebug: 3, slog.LevelWarn: 0}[level]
 			if len(lines) != want {
 				t.Fatalf("%d access lines at %s, want %d: %v", len(lines), level, want, lines)
@@ -153,7 +138,7 @@ func TestGatewayAccessLog(t *testing.T) {
 			if level == slog.LevelDebug && (lines[1]["level"] != "DEBUG" || lines[1]["path"] != "/v2/health/live") {
 				t.Errorf("health probe's line: %v", lines[1])
 			}
-			for _, l := range other.lines() {
+			for _, l := range jsonLines(t, &other) {
 				if l["msg"] == accessMsg {
 					t.Errorf("an access line went through the logger too: %v", l)
 				}

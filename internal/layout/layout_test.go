@@ -19,6 +19,7 @@ var order = []string{
 	"internal/clock",
 	"internal/requestid",
 	"internal/logbuf",   // batched log output for the server
+	"internal/logtest",  // a log destination tests read while others write
 	"internal/otlptest", // a loopback OTLP receiver that tests import
 	"internal/audit",
 	"internal/yamldoc",

@@ -1,37 +1,18 @@
 package logbuf
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/slipway-ml/slipway/internal/logtest"
 )
-
-// lockedBuffer is what the Writer writes to: safe to read while the
-// flusher writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Info lines wait in the buffer; a warning writes them, in order, with
 // itself; Close writes the rest.
 func TestHoldsInfoWritesWarnings(t *testing.T) {
-	var out lockedBuffer
+	var out logtest.Buffer
 	buf := New(&out, 64<<10, time.Hour) // the ticker never fires in this test
 	log := slog.New(Handler(slog.NewJSONHandler(buf, nil), buf)).With("component", "gateway")
 	log.Info("inference request", "n", 1)

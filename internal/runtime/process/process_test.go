@@ -3,7 +3,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,12 +13,12 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/slipway-ml/slipway/internal/domain"
+	"github.com/slipway-ml/slipway/internal/logtest"
 	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
@@ -70,24 +69,6 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-// lockedBuffer collects slog output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func infer(t *testing.T, ep runtime.Endpoint) []float64 {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, ep.URL.JoinPath("/v2/models/fraud/infer").String(),
@@ -116,7 +97,7 @@ func infer(t *testing.T, ep runtime.Endpoint) []float64 {
 // endpoint, kills it with SIGKILL, and sees the supervisor bring it back.
 func TestServeKillRestart(t *testing.T) {
 	noLeaks(t)
-	logBuf := &lockedBuffer{}
+	logBuf := &logtest.Buffer{}
 	waits := make(chan time.Duration)
 	release := make(chan struct{})
 	t.Setenv("SLIPWAY_TEST_SECRET", "do-not-leak")
