@@ -10,11 +10,10 @@ import (
 // peek looks at an idle connection's socket without blocking or
 // consuming: nothing to read (EAGAIN) means the server still holds it
 // open; end of stream, an error or bytes nobody asked for mean it is
-// not fit for another request. It always returns true, so that
-// RawConn.Read never waits for the socket to become readable. The call
-// cannot block (MSG_DONTWAIT), so it skips the scheduler's bookkeeping
-// for system calls that may (rawio.go says why that matters).
-func (c *upConn) peek(fd uintptr) bool {
+// not fit for another request. The call cannot block (MSG_DONTWAIT), so
+// it skips the scheduler's bookkeeping for system calls that may
+// (rawio.go says why that matters).
+func (c *upConn) peek(fd uintptr) {
 	for {
 		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
@@ -22,6 +21,6 @@ func (c *upConn) peek(fd uintptr) bool {
 			continue
 		}
 		c.peekClosed = e != syscall.EAGAIN && e != syscall.EWOULDBLOCK
-		return true
+		return
 	}
 }

@@ -148,9 +148,8 @@ func (p *connPool) forgotten(now time.Time) bool {
 }
 
 // get returns an idle connection, or nil. With check, it also makes sure
-// the server has not closed a connection that sat idle for longer than
-// freshIdle (a system call); callers that may resend a request on a dead
-// connection skip it.
+// the server has not closed the connection while it sat idle (a system
+// call); callers that may resend a request on a dead connection skip it.
 func (p *connPool) get(now time.Time, check bool) *upConn {
 	for {
 		p.mu.Lock()
@@ -164,30 +163,13 @@ func (p *connPool) get(now time.Time, check bool) *upConn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		idle := now.Sub(c.idleSince)
-		if idle <= p.idleTimeout && c.br.Buffered() == 0 && (!check || c.proven && idle < freshIdle || !c.peerClosed()) {
+		if now.Sub(c.idleSince) <= p.idleTimeout && c.br.Buffered() == 0 && (!check || !c.peerClosed()) {
 			c.reused = true
 			return c
 		}
 		c.close()
 	}
 }
-
-// freshIdle is how long a proven connection (one that already carried a
-// request after sitting idle: its server keeps connections across
-// requests) may have sat idle and still be reused without looking
-// whether the server closed it. A server closes an idle connection after
-// its idle timeout (seconds: uvicorn's 5 s, nginx's 75 s), or announces
-// the close in its answer (Connection: close, which keeps the connection
-// out of the pool); within a millisecond of its last answer only a
-// server shutting down at that moment would, which the look would narrow
-// but not close either. Under load, the pool's most recently used
-// connection is taken again within that time, and the look's system
-// call (about a twentieth of the gateway's CPU on a chat request) is
-// saved; nginx reuses its cached connections without one too. A server
-// that closes every connection after one answer without saying so never
-// proves one, so every reuse looks first.
-const freshIdle = time.Millisecond
 
 // dialConn opens a new connection through the transport's dialer.
 func (p *connPool) dialConn(ctx context.Context, deadline time.Time) (*upConn, error) {
@@ -277,7 +259,6 @@ type upConn struct {
 	limit     int64 // bytes the answer's head may still take; -1: no cap
 	got       int64 // bytes read since the request was written
 	reused    bool  // taken from the pool rather than dialled
-	proven    bool  // a reuse was answered: the server keeps connections
 	idleSince time.Time
 	abortFn   func() // c.abort, bound once
 	body      answerBody
@@ -285,7 +266,7 @@ type upConn struct {
 	resp      http.Response // the answer being read, reused (readAnswer)
 
 	rc         syscall.RawConn
-	peekFn     func(fd uintptr) bool // c.peek, bound once
+	peekFn     func(fd uintptr) // c.peek, bound once
 	peekBuf    [1]byte
 	peekClosed bool
 }
@@ -311,16 +292,27 @@ func (c *upConn) Read(b []byte) (int, error) {
 // at once: the caller went away.
 func (c *upConn) abort() { _ = c.nc.SetDeadline(time.Unix(1, 0)) }
 
+// moveDeadline sets the read deadline to d unless the caller has gone:
+// an abort that ran before the move must not be undone by it.
+func (c *upConn) moveDeadline(ctx context.Context, d time.Time) {
+	_ = c.nc.SetReadDeadline(d)
+	if ctx.Err() != nil {
+		c.abort()
+	}
+}
+
 func (c *upConn) close() { _ = c.nc.Close() }
 
 // peerClosed reports whether the server closed an idle connection (or
 // sent bytes nobody asked for), without blocking: a reused connection
-// the server already gave up on would fail the request sent on it.
+// the server already gave up on would fail the request sent on it. The
+// look goes through Control, not Read: it never waits, and a read
+// deadline left from the previous request must not count as a close.
 func (c *upConn) peerClosed() bool {
 	if c.rc == nil {
 		return false
 	}
-	if err := c.rc.Read(c.peekFn); err != nil {
+	if err := c.rc.Control(c.peekFn); err != nil {
 		return true
 	}
 	return c.peekClosed

@@ -163,9 +163,12 @@ type Gateway struct {
 	srv      *Server     // the gateway's own HTTP/1.1 server (server.go)
 	access   *accessLog  // nil: access-log lines go through log
 	answers  sync.Pool   // *[]byte buffers for rewritten answers (oip.go)
-	// exchanges are reused once finished: nothing holds one after its
-	// request but ReverseProxy's transport goroutines, whose exchanges
-	// are kept out of the pool (exchange.kept).
+	// exchanges served by the gateway's own server are reused once
+	// finished: nothing holds one after its request but ReverseProxy's
+	// transport goroutines, whose exchanges are kept out of the pool
+	// (exchange.kept), and a writer that keeps the header map (the
+	// answer's values are slices of the exchange), which that server's
+	// writer does not.
 	exchanges sync.Pool
 }
 
@@ -386,10 +389,11 @@ func (x *exchange) finish() {
 	if p == http.ErrAbortHandler && x.status == 0 {
 		x.status = http.StatusBadGateway // the upstream broke off mid-answer
 	}
-	if sw, ok := x.rw.ResponseWriter.(*srvWriter); ok && p == nil && !x.w.cut {
+	x.giveAllSlots() // before the answer leaves: a client's next request must find them free
+	sw, ownServer := x.rw.ResponseWriter.(*srvWriter)
+	if ownServer && p == nil && !x.w.cut {
 		sw.sendComplete() // the client need not wait for the bookkeeping below
 	}
-	x.giveAllSlots()
 	status := x.status
 	if status == 0 {
 		status = x.w.status
@@ -432,7 +436,10 @@ func (x *exchange) finish() {
 	}
 	x.logAccess(status, ver, end, d)
 	cut := p == http.ErrAbortHandler || x.w.cut
-	if !x.kept {
+	// The answer's header values the gateway set are slices of the
+	// exchange (vals): only a writer that copied them at WriteHeader,
+	// the gateway's own server's, lets the exchange be reused.
+	if ownServer && !x.kept {
 		g := x.g
 		*x = exchange{}
 		g.exchanges.Put(x)

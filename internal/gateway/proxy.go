@@ -70,9 +70,11 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	}
 	// The caller going away ends the wait at once: the connection's
 	// deadline moves to the past. The connection is reused only when
-	// that never happened (disarm returns true).
-	stop := x.armAbort(c.abortFn)
+	// that never happened (disarm returns true). The deadline is set
+	// first: an abort armed for a caller gone already runs at once, and
+	// a later move would undo it (so later moves check, moveDeadline).
 	_ = c.nc.SetDeadline(deadline)
+	stop := x.armAbort(c.abortFn)
 	c.got = 0
 	if err := x.writeRequest(c.bw, p, base, t); err != nil {
 		stop.disarm()
@@ -88,7 +90,7 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	byHeaderTimeout := false
 	if p.headerTimeout > 0 {
 		if d := time.Now().Add(p.headerTimeout); d.Before(deadline) {
-			_ = c.nc.SetReadDeadline(d)
+			c.moveDeadline(ctx, d)
 			byHeaderTimeout = true
 		}
 	}
@@ -104,14 +106,15 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 		return x.failure(headError(err, byHeaderTimeout, ctx)), false
 	}
 	c.limit = -1
-	l.status = resp.StatusCode
-	if retryableStatus(resp.StatusCode) {
+	status := resp.StatusCode // resp is the connection's: not read once it is back in the pool
+	l.status = status
+	if retryableStatus(status) {
 		// Decide now, before the client sees anything: an answer another
 		// attempt replaces is dropped.
 		l.decided = true
-		if l.next = x.plan(failure{kind: failStatus, status: resp.StatusCode}); l.next != stepNone {
+		if l.next = x.plan(failure{kind: failStatus, status: status}); l.next != stepNone {
 			p.release(c, stop.disarm() && !resp.Close && discard(resp))
-			return failure{kind: failStatus, status: resp.StatusCode}, false
+			return failure{kind: failStatus, status: status}, false
 		}
 	}
 	// The head is in: from now on the upstream timeout bounds each pause
@@ -120,7 +123,7 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	*b = answerBody{c: c, src: resp.Body, idle: x.g.timeout, ctx: ctx}
 	if !b.inBuffer() {
 		b.last = time.Now()
-		_ = c.nc.SetReadDeadline(b.last.Add(b.idle))
+		c.moveDeadline(ctx, b.last.Add(b.idle))
 	} // else the body is in the buffer already: no read will wait
 	resp.Body = b
 	if t.rewriteInfer {
@@ -164,7 +167,6 @@ func (a abortArm) disarm() bool {
 // release puts c back in the pool when reusable, else closes it.
 func (p *connPool) release(c *upConn, reusable bool) {
 	if reusable {
-		c.proven = c.proven || c.reused
 		p.put(c)
 		return
 	}

@@ -460,18 +460,18 @@ func TestProxyCountsThroughTrack(t *testing.T) {
 	}
 }
 
-// A pooled connection whose server closed it is found by the look before
-// reuse, unless it is proven (its server kept it across a request
-// before) and was returned less than freshIdle ago: then it is taken
-// without the look's system call.
-func TestPoolLooksUnlessProvenAndFresh(t *testing.T) {
+// The look before reusing a pooled connection for a request that cannot
+// be resent finds one its server closed, however recently it came back
+// to the pool, and keeps an open one even when the read deadline left
+// from its previous request has passed.
+func TestPoolLooksBeforeReuse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	p := newConnPool(&http.Transport{}, ln.Addr().String())
-	closedConn := func() *upConn {
+	conn := func(closeIt bool) *upConn {
 		t.Helper()
 		c, err := p.dialConn(context.Background(), time.Now().Add(10*time.Second))
 		if err != nil {
@@ -481,30 +481,35 @@ func TestPoolLooksUnlessProvenAndFresh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = sc.Close()
-		waitFor(t, c.peerClosed) // the server's close has arrived
+		if closeIt {
+			_ = sc.Close()
+			waitFor(t, c.peerClosed) // the server's close has arrived
+		} else {
+			t.Cleanup(func() { _ = sc.Close() })
+		}
 		return c
 	}
 	now := time.Now()
 	for _, tc := range []struct {
-		name   string
-		proven bool
-		idle   time.Duration
-		check  bool
-		reused bool // get returns the dead connection
+		name           string
+		closed, check  bool
+		staleDeadline  bool
+		wantConnection bool
 	}{
-		{"not proven, fresh", false, 0, true, false},
-		{"proven, idle longer", true, 2 * freshIdle, true, false},
-		{"proven, fresh", true, 0, true, true},
-		{"no check asked", false, 0, false, true},
+		{"closed, looked at", true, true, false, false},
+		{"closed, no look asked", true, false, false, true},
+		{"open", false, true, false, true},
+		{"open, deadline passed", false, true, true, true},
 	} {
-		c := closedConn()
-		c.proven = tc.proven
+		c := conn(tc.closed)
+		if tc.staleDeadline {
+			_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 		p.put(c)
-		c.idleSince = now.Add(-tc.idle)
+		c.idleSince = now // returned a moment ago
 		got := p.get(now, tc.check)
-		if (got != nil) != tc.reused {
-			t.Errorf("%s: got a connection %v, want %v", tc.name, got != nil, tc.reused)
+		if (got != nil) != tc.wantConnection {
+			t.Errorf("%s: got a connection %v, want %v", tc.name, got != nil, tc.wantConnection)
 		}
 		if got != nil {
 			got.close()

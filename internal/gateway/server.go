@@ -324,7 +324,7 @@ func (c *srvConn) cancelWith(cause error) {
 	c.cancel(cause)
 	c.hookMu.Lock()
 	f := c.hook
-	c.hook, c.hookFired, c.cancelled = nil, f != nil, true
+	c.hook, c.hookFired, c.cancelled = nil, c.hookFired || f != nil, true
 	c.hookMu.Unlock()
 	if f != nil {
 		f()
