@@ -237,8 +237,11 @@ func (s *Server) closeAll() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stClosed)
-		c.cancelWith(errServerClosed)
+		// The connection closes before its request's context is
+		// cancelled: a handler that returns at the cancel must not get
+		// an answer out first.
 		_ = c.nc.Close()
+		c.cancelWith(errServerClosed)
 	}
 }
 
