@@ -22,9 +22,10 @@ demo: build ## The whole supply chain in seconds: gate, approval, canary, automa
 	./$(BIN) demo
 
 .PHONY: test
-test: test-deps ## Vet and run every test with the race detector
+test: test-deps ## Vet, run every test with the race detector, and the gateway's again without (its raw socket path)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 20m $(PKGS)
+	$(GO) test -timeout 10m ./internal/gateway
 
 .PHONY: test-deps
 test-deps: ## Install what the tests run against when it is missing (Debian's prometheus)

@@ -76,7 +76,7 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	_ = c.nc.SetDeadline(deadline)
 	stop := x.armAbort(c.abortFn)
 	c.got = 0
-	if err := x.writeRequest(c.bw, p, base, t); err != nil {
+	if err := x.writeRequest(c, p, base, t); err != nil {
 		stop.disarm()
 		c.close()
 		if c.reused && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -99,6 +99,13 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	if err != nil {
 		stop.disarm()
 		c.close()
+		if c.io.sendErr != nil { // the request did not go out (rawConn.sendRead)
+			l.wrote.Store(false)
+			if c.reused && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return failure{}, true
+			}
+			return x.failure(headError(err, false, ctx)), false
+		}
 		if c.reused && c.got == 0 && x.idempotent && ctx.Err() == nil &&
 			(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
 			return failure{}, true
@@ -213,8 +220,8 @@ func headError(err error, byHeaderTimeout bool, ctx context.Context) (error, boo
 // Connection header names, the caller's credentials and forwarding
 // headers (outboundHeaders says why), plus X-Forwarded-For, -Host and
 // -Proto as httputil's SetXForwarded sets them.
-func (x *exchange) writeRequest(bw *bufio.Writer, p *connPool, base *url.URL, t target) error {
-	r := x.r
+func (x *exchange) writeRequest(c *upConn, p *connPool, base *url.URL, t target) error {
+	r, bw, writes := x.r, c.bw, c.io.writes
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	writeTarget(bw, base, t, r.URL.RawQuery)
@@ -253,8 +260,13 @@ func (x *exchange) writeRequest(bw *bufio.Writer, p *connPool, base *url.URL, t 
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
+	if c.io.writes == writes && len(t.body) <= bw.Available() {
+		c.io.holdNext() // a whole request: it goes out with the wait for its answer
+	}
 	bw.Write(t.body)
-	return bw.Flush()
+	err := bw.Flush()
+	c.io.hold = false
+	return err
 }
 
 func writeField(bw *bufio.Writer, k, v string) {

@@ -31,6 +31,15 @@ type rawConn struct {
 	rbuf, wbuf      []byte
 	rn, wn          int
 	rerr, werr      error
+
+	// A request held by holdNext goes out from inside the wait for its
+	// answer (sendRead). writes counts Write calls.
+	hold       bool
+	held       []byte
+	sent       int
+	sendErr    error
+	sendReadFn func(fd uintptr) bool
+	writes     int
 }
 
 // newRawConn wraps nc; only TCP sockets get the direct path.
@@ -39,7 +48,7 @@ func newRawConn(nc net.Conn) *rawConn {
 	if tc, ok := nc.(*net.TCPConn); ok && rawIO {
 		if rc, err := tc.SyscallConn(); err == nil {
 			c.rc = rc
-			c.readFn, c.writeFn = c.rawRead, c.rawWrite
+			c.readFn, c.writeFn, c.sendReadFn = c.rawRead, c.rawWrite, c.rawSendRead
 		}
 	}
 	return c
@@ -48,6 +57,9 @@ func newRawConn(nc net.Conn) *rawConn {
 func (c *rawConn) Read(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 {
 		return c.Conn.Read(p)
+	}
+	if len(c.held) > 0 {
+		return c.sendRead(p)
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	if err := c.rc.Read(c.readFn); err != nil {
@@ -62,6 +74,12 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	if c.rc == nil {
 		return c.Conn.Write(p)
 	}
+	c.writes++
+	if c.hold {
+		c.hold = false
+		c.held, c.sent, c.sendErr = append(c.held[:0], p...), 0, nil
+		return len(p), nil
+	}
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.rc.Write(c.writeFn)
 	c.wbuf = nil
@@ -69,4 +87,41 @@ func (c *rawConn) Write(p []byte) (int, error) {
 		err = c.werr
 	}
 	return c.wn, err
+}
+
+// holdNext makes the next Write a request that waits for its answer: its
+// bytes are kept and sent by the next Read, from inside RawConn.Read's
+// callback. RawConn.Read forgets any readiness the netpoller saw before
+// it starts, so a read must look at the socket before it may wait — a
+// read that, right after a request was written, finds nothing and costs
+// a system call (a fifth of the gateway's on a machine where they are
+// slow). Written from inside the callback, after that reset, the request
+// cannot be answered before the reset: the callback waits without
+// reading, and the answer's readiness wakes it. Only a whole request may
+// be held (nothing of it sent yet): a server may answer a part.
+func (c *rawConn) holdNext() { c.hold = c.rc != nil }
+
+// sendRead sends the held request and reads the start of its answer into
+// p. A request the socket's buffer cannot take at once is finished the
+// ordinary way, and its answer read the ordinary way. A failed send is
+// sendErr (the request did not go out whole), not a read error.
+func (c *rawConn) sendRead(p []byte) (int, error) {
+	c.rbuf, c.rn, c.rerr = p, 0, nil
+	err := c.rc.Read(c.sendReadFn)
+	c.rbuf = nil
+	rest := c.held[c.sent:]
+	c.held = c.held[:0]
+	switch {
+	case c.sendErr != nil:
+		return 0, c.sendErr
+	case err != nil:
+		return 0, err // closed, or the deadline passed
+	case len(rest) > 0:
+		if _, werr := c.Write(rest); werr != nil {
+			c.sendErr = werr
+			return 0, werr
+		}
+		return c.Read(p)
+	}
+	return c.rn, c.rerr
 }

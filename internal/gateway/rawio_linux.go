@@ -51,3 +51,28 @@ func (c *rawConn) rawWrite(fd uintptr) bool {
 	}
 	return true
 }
+
+// rawSendRead is RawConn.Read's callback for a held request (holdNext):
+// the first call writes it and waits for the answer without a read; it
+// stops early, leaving the rest to sendRead, when the socket's buffer is
+// full. Later calls read.
+func (c *rawConn) rawSendRead(fd uintptr) bool {
+	if c.sent == len(c.held) {
+		return c.rawRead(fd)
+	}
+	for c.sent < len(c.held) {
+		p := c.held[c.sent:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return true
+		case e != 0:
+			c.sendErr = os.NewSyscallError("write", e)
+			return true
+		}
+		c.sent += int(n)
+	}
+	return false
+}

@@ -10,3 +10,5 @@ const rawIO = false
 
 func (c *rawConn) rawRead(uintptr) bool  { return true }
 func (c *rawConn) rawWrite(uintptr) bool { return true }
+
+func (c *rawConn) rawSendRead(uintptr) bool { return true }
