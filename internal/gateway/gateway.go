@@ -391,9 +391,27 @@ func (x *exchange) finish() {
 	}
 	x.giveAllSlots() // before the answer leaves: a client's next request must find them free
 	sw, ownServer := x.rw.ResponseWriter.(*srvWriter)
-	if ownServer && p == nil && !x.w.cut {
-		sw.sendComplete() // the client need not wait for the bookkeeping below
+	// The client need not wait for the bookkeeping: a complete answer
+	// goes out first, or is held to go out with the wait for the
+	// connection's next request, and the bookkeeping then runs there.
+	if ownServer && p == nil && !x.w.cut && sw.sendComplete(x) {
+		return
 	}
+	cut := p == http.ErrAbortHandler || x.w.cut
+	x.account(ownServer) // x may be reused from here on
+	if cut {
+		panic(http.ErrAbortHandler) // the client must see the answer cut off
+	}
+}
+
+// afterAnswer is the bookkeeping of an exchange whose answer the
+// gateway's server held (sendComplete): it runs once the answer is out.
+func (x *exchange) afterAnswer() { x.account(true) }
+
+// account counts the exchange in the metrics, hands a shadow its mirror,
+// writes the access log and returns what the exchange borrowed; on the
+// gateway's own server (ownServer) the exchange goes back to its pool.
+func (x *exchange) account(ownServer bool) {
 	status := x.status
 	if status == 0 {
 		status = x.w.status
@@ -435,7 +453,6 @@ func (x *exchange) finish() {
 		x.endSpan(status, ver)
 	}
 	x.logAccess(status, ver, end, d)
-	cut := p == http.ErrAbortHandler || x.w.cut
 	// The answer's header values the gateway set are slices of the
 	// exchange (vals): only a writer that copied them at WriteHeader,
 	// the gateway's own server's, lets the exchange be reused.
@@ -443,9 +460,6 @@ func (x *exchange) finish() {
 		g := x.g
 		*x = exchange{}
 		g.exchanges.Put(x)
-	}
-	if cut {
-		panic(http.ErrAbortHandler) // the client must see the answer cut off
 	}
 }
 

@@ -42,8 +42,9 @@ type harness struct {
 	routes *routeSource
 	client *http.Client
 
-	// served gets a value each time the gateway returns from ServeHTTP,
-	// after it recorded metrics; sent counts requests the test made.
+	// served gets a value each time the gateway recorded a request's
+	// metrics: when ServeHTTP returns, or once an answer the server held
+	// went out (sendComplete); sent counts requests the test made.
 	served        chan struct{}
 	sent, settled int
 }
@@ -69,8 +70,16 @@ func newHarness(t *testing.T, cfg func(*Config), routes ...*deployment.Route) *h
 	h.gw = New(c)
 	h.served = make(chan struct{}, 100_000)
 	h.srv = serveOwn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() { h.served <- struct{}{} }()
+		later := false
+		defer func() {
+			if !later {
+				h.served <- struct{}{}
+			}
+		}()
 		h.gw.ServeHTTP(w, r)
+		if sw, ok := w.(*srvWriter); ok && sw.c.then != nil {
+			sw.c.then, later = signalAfter{sw.c.then, h.served}, true
+		}
 	}))
 	// A safety net so a broken gateway fails the test instead of hanging
 	// it; no test asserts on time.
@@ -274,4 +283,15 @@ func serveOwn(t testing.TB, h http.Handler) *httptest.Server {
 	go func() { _ = srv.Serve(s.Listener) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s
+}
+
+// signalAfter runs a held answer's bookkeeping, then signals.
+type signalAfter struct {
+	next afterAnswer
+	done chan<- struct{}
+}
+
+func (s signalAfter) afterAnswer() {
+	s.next.afterAnswer()
+	s.done <- struct{}{}
 }

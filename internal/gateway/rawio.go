@@ -40,6 +40,14 @@ type rawConn struct {
 	sendErr    error
 	sendReadFn func(fd uintptr) bool
 	writes     int
+	// readFirst: the held bytes' callback reads before it waits (the
+	// socket may hold more than the last read took). drained: the last
+	// read returned less than it asked for, so the socket was empty then.
+	readFirst bool
+	drained   bool
+	// onSent, when set, runs once held bytes are out, inside the wait;
+	// false ends the wait (Read returns 0, nil).
+	onSent func() bool
 }
 
 // newRawConn wraps nc; only TCP sockets get the direct path.
@@ -75,6 +83,11 @@ func (c *rawConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	c.writes++
+	if len(c.held) > 0 { // held bytes go first
+		if err := c.flushHeld(); err != nil {
+			return 0, err
+		}
+	}
 	if c.hold {
 		c.hold = false
 		c.held, c.sent, c.sendErr = append(c.held[:0], p...), 0, nil
@@ -99,7 +112,29 @@ func (c *rawConn) Write(p []byte) (int, error) {
 // cannot be answered before the reset: the callback waits without
 // reading, and the answer's readiness wakes it. Only a whole request may
 // be held (nothing of it sent yet): a server may answer a part.
-func (c *rawConn) holdNext() { c.hold = c.rc != nil }
+func (c *rawConn) holdNext() { c.hold, c.readFirst = c.rc != nil, false }
+
+// holdAnswer is holdNext for an answer whose connection then waits for
+// the next request: the wait skips its first read only when the last read
+// found the socket empty. A request the client sent before this answer
+// went out, after that read (pipelining), may then wait for the next
+// readiness the netpoller sees; the gateway's server bounds that wait
+// (srvConn.waitRequest).
+func (c *rawConn) holdAnswer() { c.hold, c.readFirst = c.rc != nil, !c.drained }
+
+// holding reports bytes held for the next Read.
+func (c *rawConn) holding() bool { return len(c.held) > 0 }
+
+// flushHeld sends held bytes now, the ordinary way.
+func (c *rawConn) flushHeld() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	rest := c.held[c.sent:]
+	c.held, c.sent = c.held[:0], 0
+	_, err := c.Write(rest)
+	return err
+}
 
 // sendRead sends the held request and reads the start of its answer into
 // p. A request the socket's buffer cannot take at once is finished the
@@ -110,7 +145,7 @@ func (c *rawConn) sendRead(p []byte) (int, error) {
 	err := c.rc.Read(c.sendReadFn)
 	c.rbuf = nil
 	rest := c.held[c.sent:]
-	c.held = c.held[:0]
+	c.held, c.sent = c.held[:0], 0
 	switch {
 	case c.sendErr != nil:
 		return 0, c.sendErr
@@ -120,6 +155,9 @@ func (c *rawConn) sendRead(p []byte) (int, error) {
 		if _, werr := c.Write(rest); werr != nil {
 			c.sendErr = werr
 			return 0, werr
+		}
+		if c.onSent != nil && !c.onSent() {
+			return 0, nil
 		}
 		return c.Read(p)
 	}

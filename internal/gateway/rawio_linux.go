@@ -27,6 +27,7 @@ func (c *rawConn) rawRead(fd uintptr) bool {
 			c.rerr = io.EOF
 		default:
 			c.rn = int(n)
+			c.drained = c.rn < len(c.rbuf)
 		}
 		return true
 	}
@@ -52,10 +53,10 @@ func (c *rawConn) rawWrite(fd uintptr) bool {
 	return true
 }
 
-// rawSendRead is RawConn.Read's callback for a held request (holdNext):
-// the first call writes it and waits for the answer without a read; it
-// stops early, leaving the rest to sendRead, when the socket's buffer is
-// full. Later calls read.
+// rawSendRead is RawConn.Read's callback for held bytes (holdNext,
+// holdAnswer): the first call writes them and, unless readFirst, waits
+// for the answer without a read; it stops early, leaving the rest to
+// sendRead, when the socket's buffer is full. Later calls read.
 func (c *rawConn) rawSendRead(fd uintptr) bool {
 	if c.sent == len(c.held) {
 		return c.rawRead(fd)
@@ -73,6 +74,12 @@ func (c *rawConn) rawSendRead(fd uintptr) bool {
 			return true
 		}
 		c.sent += int(n)
+	}
+	if c.onSent != nil && !c.onSent() {
+		return true
+	}
+	if c.readFirst {
+		return c.rawRead(fd)
 	}
 	return false
 }

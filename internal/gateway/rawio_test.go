@@ -75,15 +75,15 @@ func TestHeldRequestLargerThanTheSocketBuffer(t *testing.T) {
 	if tc, ok := c.Conn.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(4 << 10)
 	}
-	big := bytes.Repeat([]byte("x"), 4<<20)
-	c.holdNext()
-	if n, err := c.Write(big); n != len(big) || err != nil {
-		t.Fatalf("Write = %d, %v", n, err)
-	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
 	go func() {
 		n, _ := io.CopyN(io.Discard, peer, int64(len(big)))
 		fmt.Fprintf(peer, "got %d\n", n)
 	}()
+	c.holdNext()
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
 	got, err := bufio.NewReader(c).ReadString('\n')
 	if want := fmt.Sprintf("got %d\n", len(big)); got != want || err != nil {
 		t.Fatalf("read %q, %v; want %q", got, err, want)

@@ -266,6 +266,7 @@ const (
 type srvConn struct {
 	s      *Server
 	nc     net.Conn
+	raw    *rawConn // nc's reads and writes, under rd and bw
 	rd     connReader
 	bw     *bufio.Writer
 	remote string
@@ -305,13 +306,16 @@ type srvConn struct {
 	w           srvWriter
 	hd          requestHead
 	u           url.URL
-	continue100 bool // 100 Continue is owed before the body's first read
+	continue100 bool        // 100 Continue is owed before the body's first read
+	then        afterAnswer // to run once the held answer is out (sendComplete)
 }
 
 func newSrvConn(s *Server, nc net.Conn) *srvConn {
 	c := &srvConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.rd.nc = newRawConn(nc)
+	c.raw = newRawConn(nc)
+	c.raw.onSent = c.heldSent
+	c.rd.nc = c.raw
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.hdr = make(http.Header, 16)
 	c.body.c = c
@@ -368,6 +372,8 @@ func (c *srvConn) serve() {
 	c.bw = getWriter(c.rd.nc)
 	defer func() {
 		if c.state.Load() != stHijacked {
+			_ = c.raw.flushHeld()
+			c.runThen()
 			closeLingering(c.nc, !c.body.done)
 			putReadBuf(c.rd.buf)
 			putWriter(c.bw)
@@ -390,27 +396,95 @@ func (c *srvConn) serve() {
 }
 
 // waitRequest waits for a request's first byte, for IdleTimeout at most.
+//
+// An answer held by sendComplete goes out from inside this wait, and the
+// connection turns idle then (heldSent). The wait then skips the read
+// that would find nothing (rawConn.holdAnswer); what a client sent
+// before the answer went out and after the last read — a pipelined
+// request, or the end of the connection — may go unseen until the next
+// readiness, so that wait is bounded by heldWait, after which the socket
+// is read the ordinary way.
 func (c *srvConn) waitRequest() bool {
 	if c.rd.buffered() > 0 {
+		// A watcher read the next request's first byte after the answer
+		// was held: no wait, so the answer goes out now.
+		if c.raw.holding() {
+			if c.raw.flushHeld() != nil {
+				return false
+			}
+			c.runThen()
+		}
 		return true
 	}
 	c.rd.reset()
-	c.state.Store(stIdle)
+	held := c.raw.holding()
+	if !held {
+		c.state.Store(stIdle)
+	}
 	if c.s.shutting.Load() {
 		return false
 	}
 	// The idle deadline moves only when it is more than a second stale,
 	// or something else moved it: one timer update per second, not one
-	// per request. The coarse clock is precise enough for that.
-	if want := c.s.now().t.Add(c.s.cfg.IdleTimeout); c.deadlineMoved || want.Sub(c.readDeadline) > time.Second {
+	// per request. The coarse clock is precise enough for that. The
+	// bound of a held answer's wait moves at most every heldWait/2.
+	now := c.s.now().t
+	idle := now.Add(c.s.cfg.IdleTimeout)
+	switch want := now.Add(heldWait); {
+	case held && (c.deadlineMoved || c.readDeadline.After(want) || want.Sub(c.readDeadline) > heldWait/2):
 		c.setReadDeadline(want)
+	case !held && (c.deadlineMoved || idle.Sub(c.readDeadline) > time.Second):
+		c.setReadDeadline(idle)
 	}
 	if c.state.Load() == stClosed { // shut down while the deadline moved
 		return false
 	}
 	// A read error that came with data is met again by the next read.
-	n, _ := c.rd.fill()
+	n, err := c.rd.fill()
+	if n == 0 && held && errors.Is(err, errDeadline) {
+		if c.raw.holding() { // the bound passed before the answer went out
+			if c.raw.flushHeld() != nil || !c.heldSent() {
+				return false
+			}
+		}
+		if c.state.Load() == stIdle {
+			// Nothing woke the wait: look at the socket, and wait the
+			// rest of the idle time as usual.
+			c.setReadDeadline(idle)
+			n, _ = c.rd.fill()
+		}
+	}
 	return n > 0 && c.state.CompareAndSwap(stIdle, stHead)
+}
+
+// heldWait bounds the wait that follows a held answer (waitRequest); the
+// bound moves when it is more than heldWait/2 stale, and the coarse clock
+// it is set by lags by up to 100 ms.
+const heldWait = 300 * time.Millisecond
+
+// heldSent runs once a held answer is out, inside the wait for the next
+// request: the connection is idle from then on, and ends when the server
+// is shutting down.
+func (c *srvConn) heldSent() bool {
+	idle := c.state.CompareAndSwap(stHead, stIdle)
+	c.runThen()
+	return idle && !c.s.shutting.Load()
+}
+
+// runThen runs the work a handler left until its answer was out. A panic
+// there is logged: the answer is out, and the connection carries on.
+func (c *srvConn) runThen() {
+	t := c.then
+	if t == nil {
+		return
+	}
+	c.then = nil
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.cfg.Log.Error("panic after an answer was sent", "remote", c.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	t.afterAnswer()
 }
 
 func (c *srvConn) setReadDeadline(t time.Time) {

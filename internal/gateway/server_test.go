@@ -603,7 +603,7 @@ func TestServerSendsACompleteAnswerEarly(t *testing.T) {
 			w.Header().Set("Content-Length", "5")
 		}
 		_, _ = io.WriteString(w, "hello")
-		w.(*srvWriter).sendComplete()
+		w.(*srvWriter).sendComplete(nil)
 		if r.URL.Path == "/early" {
 			<-release // the client must have the answer already
 		}

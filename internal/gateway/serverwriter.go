@@ -357,19 +357,41 @@ func (w *srvWriter) finish(keep bool) bool {
 // declared length, before the handler returns: the gateway's metrics
 // and access log then run after the client has its answer, as nginx
 // logs after sending. Any other answer waits for finish.
-func (w *srvWriter) sendComplete() {
+//
+// When the connection carries on, the answer is held instead, to go out
+// from inside the wait for the next request (waitRequest, rawConn.
+// holdAnswer), which then needs no read that finds nothing; then (when
+// not nil) runs once it is out, and sendComplete reports true: the
+// handler leaves its bookkeeping to then and returns. then must not use
+// the request's connection; it may use the request until it returns.
+func (w *srvWriter) sendComplete(then afterAnswer) (held bool) {
 	if w.status == 0 || w.committed || w.err != nil || w.isHead || !w.bodyAllowed ||
 		w.declared < 0 || w.written != w.declared || len(w.trailers) > 0 || !w.c.body.done {
-		return // (a request body left unread may yet close the connection: finish says so)
+		return false // (a request body left unread may yet close the connection: finish says so)
 	}
-	if w.c.s.shutting.Load() || w.c.gone.Load() {
-		w.c.req.Close = true // as finish would say
+	c := w.c
+	if c.s.shutting.Load() || c.gone.Load() {
+		c.req.Close = true // as finish would say
 	}
 	w.commit(true)
-	if w.err == nil {
-		w.setErr(w.c.bw.Flush())
+	if w.err != nil {
+		return false
 	}
+	if then != nil && !c.req.Close && c.rd.buffered() == 0 && c.state.Load() == stReady {
+		c.raw.holdAnswer()
+	}
+	w.setErr(c.bw.Flush())
+	c.raw.hold = false
+	if c.raw.holding() {
+		c.then = then
+		return true
+	}
+	return false
 }
+
+// afterAnswer is work a handler leaves until its held answer is out
+// (sendComplete).
+type afterAnswer interface{ afterAnswer() }
 
 // abort ends an answer the handler broke off (it panicked): what was
 // committed goes out as far as it got, and nothing more; the connection
