@@ -130,29 +130,31 @@ func (c *rawConn) flushHeld() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	rest := c.held[c.sent:]
-	c.held, c.sent = c.held[:0], 0
+	rest, hold := c.held[c.sent:], c.hold
+	c.held, c.sent, c.hold = c.held[:0], 0, false
 	_, err := c.Write(rest)
+	c.hold = hold
 	return err
 }
 
 // sendRead sends the held request and reads the start of its answer into
 // p. A request the socket's buffer cannot take at once is finished the
 // ordinary way, and its answer read the ordinary way. A failed send is
-// sendErr (the request did not go out whole), not a read error.
+// sendErr (the request did not go out whole), not a read error. When the
+// wait fails before all is sent (the connection closed, the deadline
+// passed), what is left stays held: flushHeld may still send it.
 func (c *rawConn) sendRead(p []byte) (int, error) {
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.rc.Read(c.sendReadFn)
 	c.rbuf = nil
-	rest := c.held[c.sent:]
-	c.held, c.sent = c.held[:0], 0
 	switch {
 	case c.sendErr != nil:
+		c.held, c.sent = c.held[:0], 0
 		return 0, c.sendErr
-	case err != nil:
-		return 0, err // closed, or the deadline passed
-	case len(rest) > 0:
-		if _, werr := c.Write(rest); werr != nil {
+	case c.sent < len(c.held) && err != nil:
+		return 0, err
+	case c.sent < len(c.held): // the socket's buffer was full
+		if werr := c.flushHeld(); werr != nil {
 			c.sendErr = werr
 			return 0, werr
 		}
@@ -160,6 +162,10 @@ func (c *rawConn) sendRead(p []byte) (int, error) {
 			return 0, nil
 		}
 		return c.Read(p)
+	}
+	c.held, c.sent = c.held[:0], 0
+	if err != nil {
+		return 0, err // closed, or the deadline passed
 	}
 	return c.rn, c.rerr
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,32 @@ func TestResetWhileIdleLosesNoRequest(t *testing.T) {
 				t.Errorf("%d requests on %d connections, want 5 on 5 (none sent twice)", requests, up.conns.Load())
 			}
 		})
+	}
+}
+
+// A held request whose wait fails before it is sent (here the deadline
+// passed) stays held, and flushHeld still sends it.
+func TestHeldRequestKeptWhenTheWaitFails(t *testing.T) {
+	c, peer := tcpPair(t)
+	if c.rc == nil {
+		t.Skip("sockets go through net.Conn's methods in this build (rawio_other.go): nothing is held")
+	}
+	_ = c.SetReadDeadline(time.Unix(1, 0))
+	c.holdNext()
+	if _, err := c.Write([]byte("request\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read = %v, want the deadline's error", err)
+	}
+	if !c.holding() {
+		t.Fatal("the request was dropped when the wait failed")
+	}
+	if err := c.flushHeld(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(peer).ReadString('\n')
+	if got != "request\n" || err != nil {
+		t.Fatalf("the peer read %q, %v", got, err)
 	}
 }
