@@ -36,21 +36,31 @@ func (c *rawConn) rawRead(fd uintptr) bool {
 // rawWrite is RawConn.Write's callback: it writes all of wbuf, asking to
 // wait whenever the socket's buffer is full.
 func (c *rawConn) rawWrite(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		p := c.wbuf[c.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	done, err := writeFD(fd, c.wbuf, &c.wn)
+	if err != nil {
+		c.werr = err
+	}
+	return done
+}
+
+// writeFD writes p[*n:] to fd, moving *n on: done is false when the
+// socket's buffer is full (EAGAIN) and true when all is written or the
+// write failed.
+func writeFD(fd uintptr, p []byte, n *int) (done bool, err error) {
+	for *n < len(p) {
+		q := p[*n:]
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q[0])), uintptr(len(q)))
 		switch {
 		case e == syscall.EINTR:
 			continue
 		case e == syscall.EAGAIN:
-			return false
+			return false, nil
 		case e != 0:
-			c.werr = os.NewSyscallError("write", e)
-			return true
+			return true, os.NewSyscallError("write", e)
 		}
-		c.wn += int(n)
+		*n += int(m)
 	}
-	return true
+	return true, nil
 }
 
 // rawSendRead is RawConn.Read's callback for held bytes (holdNext,
@@ -61,19 +71,9 @@ func (c *rawConn) rawSendRead(fd uintptr) bool {
 	if c.sent == len(c.held) {
 		return c.rawRead(fd)
 	}
-	for c.sent < len(c.held) {
-		p := c.held[c.sent:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch {
-		case e == syscall.EINTR:
-			continue
-		case e == syscall.EAGAIN:
-			return true
-		case e != 0:
-			c.sendErr = os.NewSyscallError("write", e)
-			return true
-		}
-		c.sent += int(n)
+	if done, err := writeFD(fd, c.held, &c.sent); err != nil || !done {
+		c.sendErr = err
+		return true // failed, or the rest waits for sendRead
 	}
 	if c.onSent != nil && !c.onSent() {
 		return true
