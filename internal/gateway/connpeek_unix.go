@@ -13,14 +13,17 @@ import (
 // not fit for another request. The call cannot block (MSG_DONTWAIT), so
 // it skips the scheduler's bookkeeping for system calls that may
 // (rawio.go says why that matters).
-func (c *upConn) peek(fd uintptr) {
+func (c *upConn) peek(fd uintptr) { c.peekClosed = peerGone(fd, &c.peekBuf) }
+
+// peerGone is peek's look at socket fd, with buf as the byte it may
+// peek into.
+func peerGone(fd uintptr, buf *[1]byte) bool {
 	for {
-		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		if e == syscall.EINTR {
 			continue
 		}
-		c.peekClosed = e != syscall.EAGAIN && e != syscall.EWOULDBLOCK
-		return
+		return e != syscall.EAGAIN && e != syscall.EWOULDBLOCK
 	}
 }

@@ -150,6 +150,9 @@ func (p *connPool) forgotten(now time.Time) bool {
 // get returns an idle connection, or nil. With check, it also makes sure
 // the server has not closed the connection while it sat idle (a system
 // call); callers that may resend a request on a dead connection skip it.
+// A connection on the raw path (rawio.go) is looked at when the request
+// is written instead (tryConn sets lookFirst), where the look cannot
+// miss a close.
 func (p *connPool) get(now time.Time, check bool) *upConn {
 	for {
 		p.mu.Lock()
@@ -163,7 +166,7 @@ func (p *connPool) get(now time.Time, check bool) *upConn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if now.Sub(c.idleSince) <= p.idleTimeout && c.br.Buffered() == 0 && (!check || !c.peerClosed()) {
+		if now.Sub(c.idleSince) <= p.idleTimeout && c.br.Buffered() == 0 && (!check || c.io.rc != nil || !c.peerClosed()) {
 			c.reused = true
 			return c
 		}

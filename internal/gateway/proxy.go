@@ -76,6 +76,10 @@ func (x *exchange) tryConn(w http.ResponseWriter, p *connPool, base *url.URL, t 
 	_ = c.nc.SetDeadline(deadline)
 	stop := x.armAbort(c.abortFn)
 	c.got = 0
+	// A pooled connection is looked at when the request goes out, for
+	// any request: a server's close that came while it sat idle would
+	// otherwise keep a held request waiting (rawConn.holdNext).
+	c.io.lookFirst = c.reused && c.io.rc != nil
 	if err := x.writeRequest(c, p, base, t); err != nil {
 		stop.disarm()
 		c.close()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"context"
 	"fmt"
 	"io"
@@ -463,7 +464,10 @@ func TestProxyCountsThroughTrack(t *testing.T) {
 // The look before reusing a pooled connection for a request that cannot
 // be resent finds one its server closed, however recently it came back
 // to the pool, and keeps an open one even when the read deadline left
-// from its previous request has passed.
+// from its previous request has passed. On the raw path (rawio.go) the
+// look is made as the request is written (lookFirst): get hands the
+// connection out, and the write fails with errPeerClosed, sending
+// nothing; elsewhere get looks.
 func TestPoolLooksBeforeReuse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -508,7 +512,16 @@ func TestPoolLooksBeforeReuse(t *testing.T) {
 		p.put(c)
 		c.idleSince = now // returned a moment ago
 		got := p.get(now, tc.check)
-		if (got != nil) != tc.wantConnection {
+		if got != nil && got.io.rc != nil && tc.check {
+			// The raw path: the look comes with the write.
+			got.io.lookFirst = true
+			_, err := got.io.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+			if sent := err == nil; sent != tc.wantConnection {
+				t.Errorf("%s: the request was sent %v (%v), want %v", tc.name, sent, err, tc.wantConnection)
+			} else if err != nil && !errors.Is(err, errPeerClosed) {
+				t.Errorf("%s: %v, want errPeerClosed", tc.name, err)
+			}
+		} else if (got != nil) != tc.wantConnection {
 			t.Errorf("%s: got a connection %v, want %v", tc.name, got != nil, tc.wantConnection)
 		}
 		if got != nil {

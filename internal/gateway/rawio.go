@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -48,7 +49,17 @@ type rawConn struct {
 	// onSent, when set, runs once held bytes are out, inside the wait;
 	// false ends the wait (Read returns 0, nil).
 	onSent func() bool
+	// lookFirst: the next write first looks at the socket (peerGone) and
+	// fails with errPeerClosed, sending nothing, when the peer closed it
+	// or sent bytes nobody asked for. A held request looks after the
+	// reset of its wait, so a close that came before cannot be missed.
+	lookFirst bool
+	lookBuf   [1]byte
 }
+
+// errPeerClosed fails a request that was not sent: the server had closed
+// the pooled connection (rawConn.lookFirst).
+var errPeerClosed = errors.New("the server closed the connection before the request was sent")
 
 // newRawConn wraps nc; only TCP sockets get the direct path.
 func newRawConn(nc net.Conn) *rawConn {

@@ -36,6 +36,13 @@ func (c *rawConn) rawRead(fd uintptr) bool {
 // rawWrite is RawConn.Write's callback: it writes all of wbuf, asking to
 // wait whenever the socket's buffer is full.
 func (c *rawConn) rawWrite(fd uintptr) bool {
+	if c.lookFirst {
+		c.lookFirst = false
+		if peerGone(fd, &c.lookBuf) {
+			c.werr = errPeerClosed
+			return true
+		}
+	}
 	done, err := writeFD(fd, c.wbuf, &c.wn)
 	if err != nil {
 		c.werr = err
@@ -64,12 +71,20 @@ func writeFD(fd uintptr, p []byte, n *int) (done bool, err error) {
 }
 
 // rawSendRead is RawConn.Read's callback for held bytes (holdNext,
-// holdAnswer): the first call writes them and, unless readFirst, waits
+// holdAnswer): the first call looks at the socket when lookFirst, writes
+// them and, unless readFirst, waits
 // for the answer without a read; it stops early, leaving the rest to
 // sendRead, when the socket's buffer is full. Later calls read.
 func (c *rawConn) rawSendRead(fd uintptr) bool {
 	if c.sent == len(c.held) {
 		return c.rawRead(fd)
+	}
+	if c.lookFirst {
+		c.lookFirst = false
+		if peerGone(fd, &c.lookBuf) {
+			c.sendErr = errPeerClosed
+			return true
+		}
 	}
 	if done, err := writeFD(fd, c.held, &c.sent); err != nil || !done {
 		c.sendErr = err

@@ -234,15 +234,40 @@ func (s *Server) closeIdle() bool {
 
 func (s *Server) closeAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	conns := make([]*srvConn, 0, len(s.conns))
 	for c := range s.conns {
-		c.state.Store(stClosed)
+		st := c.state.Load()
+		for st != stHijacked && !c.state.CompareAndSwap(st, stClosed) {
+			st = c.state.Load()
+		}
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	// Outside the lock: closing a socket waits for a callback reading it
+	// to return (the work after a held answer runs in one, heldSent).
+	for _, c := range conns {
 		// The connection closes before its request's context is
 		// cancelled: a handler that returns at the cancel must not get
 		// an answer out first.
-		_ = c.nc.Close()
+		c.kill()
 		c.cancelWith(errServerClosed)
 	}
+}
+
+// kill ends the connection at once. A socket on the raw path is shut
+// down rather than closed: closing waits for a callback that reads it to
+// return (the work after a held answer runs in one, heldSent), while a
+// shut-down socket wakes every wait and fails every read and write; the
+// connection's goroutine closes it as it leaves.
+func (c *srvConn) kill() {
+	if c.raw.rc != nil && c.state.Load() != stHijacked {
+		shut := func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }
+		if c.raw.rc.Control(shut) == nil {
+			_ = c.nc.SetDeadline(aLongTimeAgo)
+			return
+		}
+	}
+	_ = c.nc.Close()
 }
 
 var errServerClosed = errors.New("gateway server closed")
@@ -430,7 +455,7 @@ func (c *srvConn) waitRequest() bool {
 	// bound of a held answer's wait moves at most every heldWait/2.
 	now := c.s.now().t
 	idle := now.Add(c.s.cfg.IdleTimeout)
-	switch want := now.Add(heldWait); {
+	switch want := now.Add(min(heldWait, c.s.cfg.IdleTimeout)); {
 	case held && (c.deadlineMoved || c.readDeadline.After(want) || want.Sub(c.readDeadline) > heldWait/2):
 		c.setReadDeadline(want)
 	case !held && (c.deadlineMoved || idle.Sub(c.readDeadline) > time.Second):
@@ -449,8 +474,12 @@ func (c *srvConn) waitRequest() bool {
 		}
 		if c.state.Load() == stIdle {
 			// Nothing woke the wait: look at the socket, and wait the
-			// rest of the idle time as usual.
+			// rest of the idle time as usual. A shutdown that closed the
+			// connection meanwhile set a deadline this one replaces.
 			c.setReadDeadline(idle)
+			if c.state.Load() == stClosed {
+				return false
+			}
 			n, _ = c.rd.fill()
 		}
 	}
@@ -466,9 +495,8 @@ const heldWait = 300 * time.Millisecond
 // request: the connection is idle from then on, and ends when the server
 // is shutting down.
 func (c *srvConn) heldSent() bool {
-	idle := c.state.CompareAndSwap(stHead, stIdle)
-	c.runThen()
-	return idle && !c.s.shutting.Load()
+	c.runThen() // first: a connection turned idle may be closed, and its close waits for this callback
+	return c.state.CompareAndSwap(stHead, stIdle) && !c.s.shutting.Load()
 }
 
 // runThen runs the work a handler left until its answer was out. A panic
