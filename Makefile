@@ -22,10 +22,12 @@ demo: build ## The whole supply chain in seconds: gate, approval, canary, automa
 	./$(BIN) demo
 
 .PHONY: test
-test: test-deps ## Vet, run every test with the race detector, and the gateway's again without (its raw socket path)
+test: test-deps ## Vet, run every test with the race detector, the gateway's again without (its raw socket path), build for macOS and Windows
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 20m $(PKGS)
 	$(GO) test -timeout 10m ./internal/gateway
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/slipway
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/slipway
 
 .PHONY: test-deps
 test-deps: ## Install what the tests run against when it is missing (Debian's prometheus)

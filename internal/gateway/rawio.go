@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -55,6 +56,8 @@ type rawConn struct {
 	// reset of its wait, so a close that came before cannot be missed.
 	lookFirst bool
 	lookBuf   [1]byte
+	// dead: shutDown ended the connection; reads and writes fail.
+	dead atomic.Bool
 }
 
 // errPeerClosed fails a request that was not sent: the server had closed

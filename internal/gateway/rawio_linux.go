@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"io"
+	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -14,6 +15,10 @@ const rawIO = true
 // rawRead is RawConn.Read's callback: false asks it to wait until the
 // socket is readable and call again.
 func (c *rawConn) rawRead(fd uintptr) bool {
+	if c.dead.Load() {
+		c.rerr = net.ErrClosed
+		return true
+	}
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
 		switch {
@@ -36,6 +41,10 @@ func (c *rawConn) rawRead(fd uintptr) bool {
 // rawWrite is RawConn.Write's callback: it writes all of wbuf, asking to
 // wait whenever the socket's buffer is full.
 func (c *rawConn) rawWrite(fd uintptr) bool {
+	if c.dead.Load() {
+		c.werr = net.ErrClosed
+		return true
+	}
 	if c.lookFirst {
 		c.lookFirst = false
 		if peerGone(fd, &c.lookBuf) {
@@ -79,6 +88,10 @@ func (c *rawConn) rawSendRead(fd uintptr) bool {
 	if c.sent == len(c.held) {
 		return c.rawRead(fd)
 	}
+	if c.dead.Load() {
+		c.sendErr = net.ErrClosed
+		return true
+	}
 	if c.lookFirst {
 		c.lookFirst = false
 		if peerGone(fd, &c.lookBuf) {
@@ -97,4 +110,12 @@ func (c *rawConn) rawSendRead(fd uintptr) bool {
 		return c.rawRead(fd)
 	}
 	return false
+}
+
+// shutDown ends the connection at once without closing it (closing waits
+// for a callback that reads it to return): reads and writes fail from
+// now on, and the socket is shut down, which wakes every wait on it.
+func (c *rawConn) shutDown() bool {
+	c.dead.Store(true)
+	return c.rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }) == nil
 }

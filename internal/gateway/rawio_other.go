@@ -12,3 +12,7 @@ func (c *rawConn) rawRead(uintptr) bool  { return true }
 func (c *rawConn) rawWrite(uintptr) bool { return true }
 
 func (c *rawConn) rawSendRead(uintptr) bool { return true }
+
+// shutDown is not used where sockets are not read raw: the connection is
+// closed instead.
+func (c *rawConn) shutDown() bool { return false }

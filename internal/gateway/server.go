@@ -257,15 +257,13 @@ func (s *Server) closeAll() {
 // kill ends the connection at once. A socket on the raw path is shut
 // down rather than closed: closing waits for a callback that reads it to
 // return (the work after a held answer runs in one, heldSent), while a
-// shut-down socket wakes every wait and fails every read and write; the
+// shut-down socket wakes every wait, and the raw reads and writes fail
+// from then on, whatever deadline is set later (rawConn.shutDown); the
 // connection's goroutine closes it as it leaves.
 func (c *srvConn) kill() {
-	if c.raw.rc != nil && c.state.Load() != stHijacked {
-		shut := func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }
-		if c.raw.rc.Control(shut) == nil {
-			_ = c.nc.SetDeadline(aLongTimeAgo)
-			return
-		}
+	if c.raw.rc != nil && c.state.Load() != stHijacked && c.raw.shutDown() {
+		_ = c.nc.SetDeadline(aLongTimeAgo)
+		return
 	}
 	_ = c.nc.Close()
 }

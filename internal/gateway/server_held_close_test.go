@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,5 +42,50 @@ func TestServerCloseDoesNotWaitForAHeldAnswersWork(t *testing.T) {
 	case <-closed:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Server.Close waits for a held answer's work to finish")
+	}
+}
+
+// Server.Close ends a connection whose handler is reading a request body:
+// the handler's next read fails, whatever the client sent before or
+// after. (On the raw path Close shuts the socket down, srvConn.kill, and
+// a socket shut down for reading still returns what was queued, and a
+// body read moves the deadline again: the connection is marked dead.)
+func TestServerCloseEndsABodyBeingRead(t *testing.T) {
+	first, next := make(chan struct{}), make(chan struct{})
+	type result struct {
+		n   int
+		err error
+	}
+	after := make(chan result, 1)
+	s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64)
+		if _, err := io.ReadFull(r.Body, buf[:5]); err != nil {
+			t.Errorf("first part of the body: %v", err)
+		}
+		close(first)
+		<-next
+		total := 0
+		for {
+			n, err := r.Body.Read(buf)
+			total += n
+			if err != nil {
+				after <- result{total, err}
+				return
+			}
+		}
+	}), ServerConfig{})
+	c := dialTest(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\naaaaa")
+	<-first
+	c.send(strings.Repeat("b", 1000)) // sent before the close: queued in the server's socket
+	_ = s.Close()
+	for range 10 {
+		if _, err := io.WriteString(c.nc, strings.Repeat("c", 1000)); err != nil {
+			break
+		}
+	}
+	close(next)
+	if r := <-after; r.n > 0 {
+		t.Fatalf("after Server.Close the handler read %d more body bytes (then %v)", r.n, r.err)
 	}
 }
