@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-ml/slipway/internal/deployment"
 	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
@@ -22,12 +23,8 @@ import (
 // connection is looked at as the request goes out, and the request goes
 // on a new one — idempotent or not, since nothing was sent.
 func TestLingeringCloseWhileIdleLosesNoRequest(t *testing.T) {
-	for _, c := range []struct{ name, path, body string }{
-		{"infer", "/v2/models/m/infer", inferBody},
-		{"chat", "/v1/chat/completions", strings.Replace(chatBody, `"chat"`, `"m"`, 1)},
-	} {
+	for _, c := range poolPaths {
 		t.Run(c.name, func(t *testing.T) {
-			const answer = `{"model_name":"m","outputs":[],"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
 			halfClosed := make(chan struct{}, 1)
 			var first atomic.Bool
 			first.Store(true)
@@ -36,7 +33,7 @@ func TestLingeringCloseWhileIdleLosesNoRequest(t *testing.T) {
 				linger := first.Swap(false)
 				for readRequest(br) != nil {
 					requests.Add(1)
-					fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+					fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(modelAnswer), modelAnswer)
 					if linger {
 						_ = nc.(*net.TCPConn).CloseWrite()
 						halfClosed <- struct{}{}
@@ -45,13 +42,9 @@ func TestLingeringCloseWhileIdleLosesNoRequest(t *testing.T) {
 					}
 				}
 			})
-			proto, base := runtime.ProtocolOIP, up.base
-			if c.name == "chat" {
-				proto, base = runtime.ProtocolOpenAI, up.base+"/v1"
-			}
 			h := newHarness(t, func(cfg *Config) {
 				cfg.Retry = RetryPolicy{MaxAttempts: 1, TryTimeout: 5 * time.Second, Deadline: 5 * time.Second}
-			}, route("m", "production", remote(t, 1, 100, base, proto)))
+			}, c.route(t, up.base))
 			if resp, b := h.do("POST", c.path, c.body); resp.StatusCode != 200 {
 				t.Fatalf("first request: %d %s", resp.StatusCode, b)
 			}
@@ -64,4 +57,25 @@ func TestLingeringCloseWhileIdleLosesNoRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// poolPath is a request to model "m" on one of the gateway's paths, for
+// tests of what happens to pooled upstream connections: infer may be
+// resent, a chat completion may not.
+type poolPath struct{ name, path, body string }
+
+var poolPaths = []poolPath{
+	{"infer", "/v2/models/m/infer", inferBody},
+	{"chat", "/v1/chat/completions", strings.Replace(chatBody, `"chat"`, `"m"`, 1)},
+}
+
+// modelAnswer serves both paths (an OIP answer and a chat completion).
+const modelAnswer = `{"model_name":"m","outputs":[],"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
+
+// route serves model "m" in production from one version at base.
+func (p poolPath) route(t *testing.T, base string) *deployment.Route {
+	if p.name == "chat" {
+		return route("m", "production", remote(t, 1, 100, base+"/v1", runtime.ProtocolOpenAI))
+	}
+	return route("m", "production", remote(t, 1, 100, base, runtime.ProtocolOIP))
 }

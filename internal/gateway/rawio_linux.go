@@ -41,22 +41,30 @@ func (c *rawConn) rawRead(fd uintptr) bool {
 // rawWrite is RawConn.Write's callback: it writes all of wbuf, asking to
 // wait whenever the socket's buffer is full.
 func (c *rawConn) rawWrite(fd uintptr) bool {
-	if c.dead.Load() {
-		c.werr = net.ErrClosed
+	if err := c.mayWrite(fd); err != nil {
+		c.werr = err
 		return true
-	}
-	if c.lookFirst {
-		c.lookFirst = false
-		if peerGone(fd, &c.lookBuf) {
-			c.werr = errPeerClosed
-			return true
-		}
 	}
 	done, err := writeFD(fd, c.wbuf, &c.wn)
 	if err != nil {
 		c.werr = err
 	}
 	return done
+}
+
+// mayWrite fails a write to a connection shut down (dead) or, when
+// lookFirst, to one its peer closed (the look is made once).
+func (c *rawConn) mayWrite(fd uintptr) error {
+	if c.dead.Load() {
+		return net.ErrClosed
+	}
+	if c.lookFirst {
+		c.lookFirst = false
+		if peerGone(fd, &c.lookBuf) {
+			return errPeerClosed
+		}
+	}
+	return nil
 }
 
 // writeFD writes p[*n:] to fd, moving *n on: done is false when the
@@ -81,21 +89,16 @@ func writeFD(fd uintptr, p []byte, n *int) (done bool, err error) {
 
 // rawSendRead is RawConn.Read's callback for held bytes (holdNext,
 // holdAnswer): the first call looks at the socket when lookFirst, writes
-// them and, unless readFirst, waits
-// for the answer without a read; it stops early, leaving the rest to
-// sendRead, when the socket's buffer is full. Later calls read.
+// them and, unless readFirst, waits for the answer without a read; it
+// stops early, leaving the rest to sendRead, when the socket's buffer is
+// full. Later calls read.
 func (c *rawConn) rawSendRead(fd uintptr) bool {
 	if c.sent == len(c.held) {
 		return c.rawRead(fd)
 	}
-	if c.dead.Load() {
-		c.sendErr = net.ErrClosed
-		return true
-	}
-	if c.lookFirst {
-		c.lookFirst = false
-		if peerGone(fd, &c.lookBuf) {
-			c.sendErr = errPeerClosed
+	if c.sent == 0 {
+		if err := c.mayWrite(fd); err != nil {
+			c.sendErr = err
 			return true
 		}
 	}

@@ -8,11 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/slipway-ml/slipway/internal/runtime"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection: ours wrapped
@@ -136,29 +134,21 @@ func resetArrived(t *testing.T, c *rawConn) bool {
 // idle fails the held request's send, and the request goes out again on a
 // new connection — once, for the idempotent and the non-idempotent path.
 func TestResetWhileIdleLosesNoRequest(t *testing.T) {
-	for _, c := range []struct{ name, path, body string }{
-		{"infer", "/v2/models/m/infer", inferBody},
-		{"chat", "/v1/chat/completions", strings.Replace(chatBody, `"chat"`, `"m"`, 1)},
-	} {
+	for _, c := range poolPaths {
 		t.Run(c.name, func(t *testing.T) {
-			const answer = `{"model_name":"m","outputs":[],"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
 			reset := make(chan struct{}, 1)
-			requests := 0
+			var requests atomic.Int64
 			up := newRawUpstream(t, func(nc net.Conn, br *bufio.Reader) {
 				if readRequest(br) == nil {
 					return
 				}
-				requests++
-				fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+				requests.Add(1)
+				fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(modelAnswer), modelAnswer)
 				_ = nc.(*net.TCPConn).SetLinger(0)
 				nc.Close()
 				reset <- struct{}{}
 			})
-			proto, base := runtime.ProtocolOIP, up.base
-			if c.name == "chat" {
-				proto, base = runtime.ProtocolOpenAI, up.base+"/v1"
-			}
-			h := newHarness(t, nil, route("m", "production", remote(t, 1, 100, base, proto)))
+			h := newHarness(t, nil, c.route(t, up.base))
 			for i := range 5 {
 				if resp, b := h.do("POST", c.path, c.body); resp.StatusCode != 200 {
 					t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
@@ -169,8 +159,8 @@ func TestResetWhileIdleLosesNoRequest(t *testing.T) {
 					t.Fatal("the upstream did not reset its connection")
 				}
 			}
-			if requests != 5 || up.conns.Load() != 5 {
-				t.Errorf("%d requests on %d connections, want 5 on 5 (none sent twice)", requests, up.conns.Load())
+			if requests.Load() != 5 || up.conns.Load() != 5 {
+				t.Errorf("%d requests on %d connections, want 5 on 5 (none sent twice)", requests.Load(), up.conns.Load())
 			}
 		})
 	}
