@@ -121,7 +121,7 @@ func (c *rawConn) Write(p []byte) (int, error) {
 // callback. RawConn.Read forgets any readiness the netpoller saw before
 // it starts, so a read must look at the socket before it may wait — a
 // read that, right after a request was written, finds nothing and costs
-// a system call (a fifth of the gateway's on a machine where they are
+// a system call (a quarter of the gateway's on a machine where they are
 // slow). Written from inside the callback, after that reset, the request
 // cannot be answered before the reset: the callback waits without
 // reading, and the answer's readiness wakes it. Only a whole request may
